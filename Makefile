@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Build: bpf/sockbypass.bpf.c -> .output/sockbypass.bpf.o -> .output/sockbypass.skel.h
+#        -> loader.c -> ./sockbypass (the BPF object is embedded in the binary)
+OUTPUT  := .output
+CLANG   ?= clang
+BPFTOOL ?= bpftool
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+CFLAGS  ?= -O2 -g -Wall -Wextra
+BIN     := sockbypass
+
+# Debian's clang needs the host's include dirs for <asm/types.h> under -target bpf.
+CLANG_BPF_SYS_INCLUDES := $(shell $(CLANG) -v -E - </dev/null 2>&1 \
+	| sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
+BPF_CFLAGS := -g -O2 -target bpf -Wall -ffile-prefix-map=$(CURDIR)=. -I$(OUTPUT) -Ibpf \
+	$(CLANG_BPF_SYS_INCLUDES)
+LIBBPF_LIBS := $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf -lelf -lz)
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.PHONY: all clean test lint check-tools help
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(BIN)
+
+help:
+	@echo 'make [V=1]      build ./$(BIN) (needs clang, bpftool, libbpf-dev)'
+	@echo 'make test       run the test suite (root; see README)'
+	@echo 'make lint       shellcheck the scripts'
+	@echo 'make clean      remove build output'
+
+check-tools:
+	@command -v $(CLANG) >/dev/null || { echo "Error: $(CLANG) not found: apt-get install clang" >&2; exit 1; }
+	@command -v $(BPFTOOL) >/dev/null || { echo "Error: $(BPFTOOL) not found: apt-get install bpftool" >&2; exit 1; }
+	@test -e /usr/include/bpf/libbpf.h || { echo "Error: libbpf headers not found: apt-get install libbpf-dev" >&2; exit 1; }
+
+$(OUTPUT):
+	$(Q)mkdir -p $@
+
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c Makefile | $(OUTPUT) check-tools
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
+
+$(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name sockbypass_bpf > $@
+
+$(OUTPUT)/loader.o: loader.c $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT) -Ibpf -MMD -MP -c $< -o $@
+
+$(BIN): $(OUTPUT)/loader.o
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LIBBPF_LIBS) -o $@
+
+$(OUTPUT)/tcpcheck: test/tcpcheck.c Makefile | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -pthread $< -o $@
+
+test: all $(OUTPUT)/tcpcheck
+	./test/run.sh $(TESTS)
+
+lint:
+	shellcheck -x *.sh test/*.sh .ci/run
+
+clean:
+	$(call msg,CLEAN)
+	$(Q)rm -rf $(OUTPUT) $(BIN)
+
+-include $(wildcard $(OUTPUT)/*.d)

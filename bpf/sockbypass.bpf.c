@@ -1,0 +1,508 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sockbypass: TCP between two sockets of this host, both inside the covered
+ * cgroup, skips the TCP/IP stack.
+ *
+ *   sb_sockops  pairs the two ends of a local connection by their sequence
+ *               numbers and puts both sockets into sb_sockhash;
+ *   sb_sk_msg   hands each sendmsg() straight to the peer's receive queue,
+ *               or to TCP, for good, once anything of that direction did;
+ *   sb_drain    lists the sockets and their unread bytes, so that unload
+ *               removes a socket only when that cannot lose data.
+ */
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
+#include "sockbypass.h"
+
+#define AF_INET  2
+#define AF_INET6 10
+
+char LICENSE[] SEC("license") = "GPL"; /* bpf_printk is GPL-only */
+
+/* Set by the loader before load. */
+const volatile __u32 sb_trace = 0;
+
+#define trace(fmt, ...)                                                \
+	do {                                                           \
+		if (sb_trace)                                          \
+			bpf_printk("sockbypass: " fmt, ##__VA_ARGS__); \
+	} while (0)
+
+/* Established sockets of paired connections, keyed by socket cookie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, SB_SOCKHASH_MAX);
+	__type(key, __u64);
+	__type(value, __u64);
+} sb_sockhash SEC(".maps");
+
+/* cookie -> the peer, both directions. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SB_SOCKHASH_MAX);
+	__type(key, __u64);
+	__type(value, struct sb_peer);
+} sb_pairs SEC(".maps");
+
+/* Tuples of SYNs our listeners accepted: "the server of this client is ours". */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SB_PENDING_MAX);
+	__type(key, struct sb_tuple);
+	__type(value, __u8);
+} sb_hints SEC(".maps");
+
+/* Clients waiting for their server: sequence numbers -> client (cookie 0 = conflict). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SB_PENDING_MAX);
+	__type(key, struct sb_pending_key);
+	__type(value, struct sb_peer);
+} sb_pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sb_sock_state);
+} sb_state SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sb_config);
+} sb_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SB_C_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} sb_counters SEC(".maps");
+
+static __always_inline void count(__u32 idx, __u64 n)
+{
+	__u64 *c = bpf_map_lookup_elem(&sb_counters, &idx);
+
+	if (c)
+		*c += n;
+}
+
+/*
+ * Kernel-internal fields, read through BTF (CO-RE) with bpf_probe_read_kernel:
+ * how much a peer has not read yet (the kernel charges redirected bytes to no
+ * UAPI field) and whether a reader may be waiting inside tcp_recvmsg().
+ */
+struct socket_lock___sb {
+	int owned;
+} __attribute__((preserve_access_index));
+
+struct list_head___sb {
+	void *next;
+} __attribute__((preserve_access_index));
+
+struct wait_queue_head___sb {
+	struct list_head___sb head;
+} __attribute__((preserve_access_index));
+
+struct socket_wq___sb {
+	struct wait_queue_head___sb wait;
+} __attribute__((preserve_access_index));
+
+struct sock___sb {
+	int sk_rcvbuf;
+	void *sk_user_data;
+	struct socket_lock___sb sk_lock;
+	struct socket_wq___sb *sk_wq;
+} __attribute__((preserve_access_index));
+
+struct tcp_sock___sb {
+	__u32 copied_seq;
+	__u32 write_seq;
+} __attribute__((preserve_access_index));
+
+struct sk_psock___sb {
+	__u32 msg_tot_len;
+} __attribute__((preserve_access_index));
+
+#define SK_USER_DATA_PTRMASK (~7UL) /* low bits of sk_user_data are flags */
+
+#define read_kernel(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), src)
+
+/* Bytes redirected to sk that its owner has not read yet. */
+static __always_inline __u32 psock_queued(struct sock___sb *sk)
+{
+	struct sk_psock___sb *psock;
+	unsigned long ud = 0;
+	__u32 queued = 0;
+
+	if (!bpf_core_field_exists(struct sk_psock___sb, msg_tot_len))
+		return 0;
+	read_kernel(ud, &sk->sk_user_data);
+	psock = (void *)(ud & SK_USER_DATA_PTRMASK);
+	if (!psock)
+		return 0;
+	read_kernel(queued, &psock->msg_tot_len);
+	return queued;
+}
+
+/* ---- sockops: decide "both ends are ours", pair, insert ---------------- */
+
+static __always_inline void addr_v4mapped(__u32 dst[4], __u32 v4)
+{
+	dst[0] = 0;
+	dst[1] = 0;
+	dst[2] = bpf_htonl(0xffff);
+	dst[3] = v4;
+}
+
+/* The tuple of a client socket, as sb_hints keys it. */
+static __always_inline int client_tuple(struct bpf_sock_ops *skops, struct sb_tuple *t)
+{
+	t->client_port = skops->local_port;               /* host order */
+	t->server_port = bpf_ntohl(skops->remote_port);   /* network order, shifted */
+	if (skops->family == AF_INET) {
+		addr_v4mapped(t->client_addr, skops->local_ip4);
+		addr_v4mapped(t->server_addr, skops->remote_ip4);
+		return 0;
+	}
+	if (skops->family == AF_INET6) {
+		/* an AF_INET6 socket talking IPv4 already holds v4-mapped addresses */
+		t->client_addr[0] = skops->local_ip6[0];
+		t->client_addr[1] = skops->local_ip6[1];
+		t->client_addr[2] = skops->local_ip6[2];
+		t->client_addr[3] = skops->local_ip6[3];
+		t->server_addr[0] = skops->remote_ip6[0];
+		t->server_addr[1] = skops->remote_ip6[1];
+		t->server_addr[2] = skops->remote_ip6[2];
+		t->server_addr[3] = skops->remote_ip6[3];
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * TIMEOUT_INIT runs for the request sock of every SYN a listener in the cgroup
+ * answers. Remember the tuple, seen from the client's side. A dual-stack
+ * listener's request sock for an IPv4 SYN says AF_INET6 but fills only the
+ * IPv4 fields, so an AF_INET6 request records both readings; the wrong one is
+ * a harmless LRU entry, and sequence numbers decide the pairing anyway.
+ */
+static __always_inline void record_hint(struct bpf_sock_ops *skops)
+{
+	struct sb_tuple t = {};
+	__u8 one = 1;
+
+	t.client_port = bpf_ntohl(skops->remote_port);
+	t.server_port = skops->local_port;
+	addr_v4mapped(t.client_addr, skops->remote_ip4);
+	addr_v4mapped(t.server_addr, skops->local_ip4);
+	if (skops->family == AF_INET || skops->remote_ip4)
+		bpf_map_update_elem(&sb_hints, &t, &one, BPF_ANY);
+	if (skops->family == AF_INET6) {
+		t.client_addr[0] = skops->remote_ip6[0];
+		t.client_addr[1] = skops->remote_ip6[1];
+		t.client_addr[2] = skops->remote_ip6[2];
+		t.client_addr[3] = skops->remote_ip6[3];
+		t.server_addr[0] = skops->local_ip6[0];
+		t.server_addr[1] = skops->local_ip6[1];
+		t.server_addr[2] = skops->local_ip6[2];
+		t.server_addr[3] = skops->local_ip6[3];
+		bpf_map_update_elem(&sb_hints, &t, &one, BPF_ANY);
+	}
+	count(SB_C_HINTS, 1);
+}
+
+static __always_inline struct sb_sock_state *
+insert_self(struct bpf_sock_ops *skops, __u64 cookie)
+{
+	struct sb_sock_state *st;
+	struct bpf_sock *sk = skops->sk;
+
+	if (!sk)
+		return NULL;
+	st = bpf_sk_storage_get(&sb_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return NULL;
+	st->cookie = cookie;
+	if (bpf_sock_hash_update(skops, &sb_sockhash, &cookie, BPF_NOEXIST))
+		return NULL;
+	/* STATE_CB lets us forget the pair when the socket closes */
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
+	count(SB_C_INSERTED, 1);
+	return st;
+}
+
+static __always_inline void client_established(struct bpf_sock_ops *skops)
+{
+	struct sb_peer me = {}, poison = {};
+	struct sb_pending_key pk = {};
+	struct sb_sock_state *st;
+	struct sb_tuple t = {};
+
+	if (client_tuple(skops, &t) || !bpf_map_lookup_elem(&sb_hints, &t)) {
+		count(SB_C_SKIP_NOT_LOCAL, 1);
+		return;
+	}
+	bpf_map_delete_elem(&sb_hints, &t);
+	/* TCP Fast Open data already crossed the stack: leave it to TCP */
+	if (skops->data_segs_out || skops->bytes_received) {
+		count(SB_C_SKIP_PAYLOAD, 1);
+		trace("skip %u->%u: payload before ESTABLISHED", t.client_port, t.server_port);
+		return;
+	}
+	pk.client_next = skops->snd_nxt;
+	pk.server_next = skops->rcv_nxt;
+	pk.client_port = t.client_port;
+	pk.server_port = t.server_port;
+
+	me.cookie = bpf_get_socket_cookie(skops);
+	me.sk = (__u64)skops->sk;
+	if (bpf_map_update_elem(&sb_pending, &pk, &me, BPF_NOEXIST)) {
+		/* same key twice (identical tuples in two netns at once): pair neither */
+		bpf_map_update_elem(&sb_pending, &pk, &poison, BPF_EXIST);
+		count(SB_C_SKIP_CONFLICT, 1);
+		return;
+	}
+	st = insert_self(skops, me.cookie);
+	if (!st) {
+		bpf_map_delete_elem(&sb_pending, &pk);
+		count(SB_C_INSERT_FAILED, 1);
+		return;
+	}
+	st->pending = pk;
+	trace("client %u->%u inserted, waiting for its server", t.client_port, t.server_port);
+}
+
+static __always_inline void server_established(struct bpf_sock_ops *skops)
+{
+	struct sb_pending_key pk = {};
+	struct sb_peer me = {}, client, *found;
+	struct sb_sock_state *st;
+
+	pk.client_next = skops->rcv_nxt;
+	pk.server_next = skops->snd_nxt;
+	pk.client_port = bpf_ntohl(skops->remote_port);
+	pk.server_port = skops->local_port;
+
+	found = bpf_map_lookup_elem(&sb_pending, &pk);
+	if (!found) {
+		count(SB_C_SKIP_UNPAIRED, 1);
+		return;
+	}
+	client = *found;
+	/* deleting is the claim: of two racing servers only one succeeds */
+	if (bpf_map_delete_elem(&sb_pending, &pk) || !client.cookie) {
+		count(SB_C_SKIP_CONFLICT, 1);
+		return;
+	}
+	if (skops->bytes_received || skops->data_segs_out) {
+		count(SB_C_SKIP_PAYLOAD, 1);
+		return;
+	}
+	me.cookie = bpf_get_socket_cookie(skops);
+	me.sk = (__u64)skops->sk;
+	st = insert_self(skops, me.cookie);
+	if (!st) {
+		count(SB_C_INSERT_FAILED, 1);
+		return;
+	}
+	/* the client may send as soon as client -> server exists: add it last */
+	if (bpf_map_update_elem(&sb_pairs, &me.cookie, &client, BPF_NOEXIST)) {
+		count(SB_C_INSERT_FAILED, 1);
+		return;
+	}
+	if (bpf_map_update_elem(&sb_pairs, &client.cookie, &me, BPF_NOEXIST)) {
+		bpf_map_delete_elem(&sb_pairs, &me.cookie);
+		count(SB_C_INSERT_FAILED, 1);
+		return;
+	}
+	count(SB_C_PAIRED, 1);
+	trace("paired %u<-%u", pk.server_port, pk.client_port);
+}
+
+static __always_inline void socket_closed(struct bpf_sock_ops *skops)
+{
+	struct sb_sock_state *st;
+	struct bpf_sock *sk = skops->sk;
+	struct sb_peer *peer;
+
+	if (!sk)
+		return;
+	st = bpf_sk_storage_get(&sb_state, sk, 0, 0);
+	if (!st)
+		return;
+	peer = bpf_map_lookup_elem(&sb_pairs, &st->cookie);
+	if (peer) {
+		__u64 p = peer->cookie;
+
+		bpf_map_delete_elem(&sb_pairs, &p);
+		bpf_map_delete_elem(&sb_pairs, &st->cookie);
+	}
+	if (st->pending.client_port)
+		bpf_map_delete_elem(&sb_pending, &st->pending);
+}
+
+SEC("sockops")
+int sb_sockops(struct bpf_sock_ops *skops)
+{
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TIMEOUT_INIT:
+		/* skops->reply stays 0: the kernel keeps its own SYN timeout */
+		if (!skops->is_fullsock)
+			record_hint(skops);
+		break;
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		client_established(skops);
+		break;
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		server_established(skops);
+		break;
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == BPF_TCP_CLOSE)
+			socket_closed(skops);
+		break;
+	}
+	return 1;
+}
+
+/* ---- sk_msg: redirect to the peer, or pass to TCP for good ------------- */
+
+static __always_inline int pass(__u32 size)
+{
+	count(SB_C_PASSED_MSGS, 1);
+	count(SB_C_PASSED_BYTES, size);
+	return SK_PASS;
+}
+
+/*
+ * Send this message through TCP, and the next ones until can_resume(). The
+ * peer reads redirected bytes before TCP bytes, so moving from redirect to
+ * TCP keeps order at any time; only the way back needs care.
+ */
+static __always_inline int fall_back(struct sb_sock_state *st, __u32 reason, __u32 size)
+{
+	/* sk_msg runs under the sender's socket lock: a plain store is enough */
+	st->flags |= SB_F_ON_TCP;
+	count(reason, 1);
+	return pass(size);
+}
+
+/* Would one more message put the peer's unread queue over its limit? */
+static __always_inline int peer_backlogged(struct sock___sb *peer, __u64 limit)
+{
+	int rcvbuf = 0;
+
+	read_kernel(rcvbuf, &peer->sk_rcvbuf);
+	if (rcvbuf > 0 && (__u64)rcvbuf > limit)
+		limit = rcvbuf;
+	return psock_queued(peer) > limit;
+}
+
+/*
+ * A direction that fell back to TCP may be redirected again once that cannot
+ * reorder or strand bytes: the peer has read every byte this socket gave TCP
+ * (so its TCP queue is empty and nothing is in flight), and no reader sits in
+ * tcp_recvmsg(), which waits for TCP data only. Such a reader holds the socket
+ * lock, or has a wait queue entry from before it released it, so "lock free
+ * and nobody waiting" rules it out; the next reader goes through the sockmap
+ * path, which reads the redirected bytes first.
+ */
+static __always_inline bool can_resume(struct sk_msg_md *msg, struct sock___sb *peer)
+{
+	struct tcp_sock___sb *me = (void *)bpf_skc_to_tcp_sock(msg->sk);
+	struct tcp_sock___sb *ptp = (void *)peer;
+	struct socket_wq___sb *wq = NULL;
+	__u32 copied = 0;
+	void *next = NULL;
+	int owned = 1;
+
+	if (!me)
+		return false;
+	read_kernel(copied, &ptp->copied_seq);
+	if (copied != me->write_seq)
+		return false;
+	read_kernel(owned, &peer->sk_lock.owned);
+	if (owned)
+		return false;
+	read_kernel(wq, &peer->sk_wq);
+	if (!wq)
+		return false;
+	read_kernel(next, &wq->wait.head.next);
+	return next == &wq->wait.head;
+}
+
+SEC("sk_msg")
+int sb_sk_msg(struct sk_msg_md *msg)
+{
+	__u32 zero = 0, size = msg->size;
+	struct sb_sock_state *st;
+	struct sb_config *cfg;
+	struct sb_peer *peer;
+	struct sock___sb *psk;
+
+	if (!msg->sk)
+		return SK_PASS;
+	st = bpf_sk_storage_get(&sb_state, msg->sk, 0, 0);
+	if (!st) {
+		count(SB_C_FALLBACK_NO_STATE, 1);
+		return SK_PASS;
+	}
+	cfg = bpf_map_lookup_elem(&sb_config, &zero);
+	if (!cfg || !cfg->enabled)
+		return fall_back(st, SB_C_FALLBACK_DISABLED, size);
+
+	if (!st->peer.cookie) {
+		peer = bpf_map_lookup_elem(&sb_pairs, &st->cookie);
+		if (!peer)
+			return fall_back(st, SB_C_FALLBACK_UNPAIRED, size);
+		st->peer = *peer;
+	}
+	psk = (void *)st->peer.sk;
+	if (st->flags & SB_F_ON_TCP) {
+		if (!can_resume(msg, psk))
+			return pass(size);
+		st->flags &= ~SB_F_ON_TCP;
+		count(SB_C_RESUMED, 1);
+	}
+	if (peer_backlogged(psk, cfg->queue_limit))
+		return fall_back(st, SB_C_FALLBACK_BACKLOG, size);
+	if (bpf_msg_redirect_hash(msg, &sb_sockhash, &st->peer.cookie, BPF_F_INGRESS) != SK_PASS)
+		return fall_back(st, SB_C_FALLBACK_REDIRECT, size);
+	count(SB_C_REDIRECTED_MSGS, 1);
+	count(SB_C_REDIRECTED_BYTES, size);
+	return SK_PASS;
+}
+
+/* ---- sb_drain: what unload needs to know ------------------------------- */
+
+struct bpf_iter_meta___sb {
+	void *seq;
+	__u64 session_id;
+	__u64 seq_num;
+};
+
+struct bpf_iter__sockmap___sb {
+	struct bpf_iter_meta___sb *meta;
+	void *map;
+	void *key;
+	void *sk;
+};
+
+SEC("iter/sockmap")
+int sb_drain(struct bpf_iter__sockmap___sb *ctx)
+{
+	struct sb_drain_rec rec = {};
+	__u64 *key = ctx->key;
+
+	if (!key || !ctx->sk)
+		return 0;
+	rec.cookie = *key;
+	rec.queued = psock_queued(ctx->sk);
+	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
+	return 0;
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Types, names and limits shared by the BPF programs and the loader. */
+#ifndef SOCKBYPASS_H
+#define SOCKBYPASS_H
+
+#include <linux/types.h>
+
+/* Pin layout: everything lives in one directory on bpffs. */
+#define SB_DEFAULT_PIN_DIR "/sys/fs/bpf/sockbypass"
+#define SB_PIN_LINK   "sb_sockops_link" /* pinned last at load, removed first at unload */
+#define SB_PIN_SOCKOPS "sb_sockops"
+#define SB_PIN_SK_MSG  "sb_sk_msg"
+#define SB_PIN_DRAIN   "sb_drain"
+/* Maps are pinned under their own names: sb_sockhash, sb_pairs, ... */
+
+#define SB_SOCKHASH_MAX 65536
+#define SB_PENDING_MAX  16384
+#define SB_DEFAULT_QUEUE_LIMIT (64ULL << 20)
+
+/*
+ * A TCP tuple as the client sees it. IPv4 addresses are stored v4-mapped
+ * (::ffff:a.b.c.d) so that an AF_INET client and an AF_INET6 dual-stack
+ * listener produce the same key. Addresses in network order, ports in host order.
+ */
+struct sb_tuple {
+	__u32 client_addr[4];
+	__u32 server_addr[4];
+	__u16 client_port;
+	__u16 server_port;
+};
+
+/*
+ * Pairs the two ends of one connection: the client publishes its view at
+ * ESTABLISHED, the server looks up the mirror image of its own. Sequence
+ * numbers in host order (as struct bpf_sock_ops gives them).
+ */
+struct sb_pending_key {
+	__u32 client_next; /* client snd_nxt == server rcv_nxt */
+	__u32 server_next; /* client rcv_nxt == server snd_nxt */
+	__u16 client_port;
+	__u16 server_port;
+	__u32 pad;
+};
+
+/*
+ * One end of a connection. sk is the kernel address of its struct sock, read
+ * only with bpf_probe_read_kernel() to see how much it has not read yet: sk_msg
+ * programs may not look sockets up in a SOCKHASH (they cannot release them).
+ * A stale address after a close reads garbage, which at worst sends one
+ * connection through TCP: never a wrong redirect, never a fault.
+ */
+struct sb_peer {
+	__u64 cookie;
+	__u64 sk;
+};
+
+/* Per-socket state in socket-local storage. */
+enum sb_sock_flags {
+	SB_F_ON_TCP = 1, /* this direction goes through TCP until redirecting is safe again */
+};
+
+struct sb_sock_state {
+	__u64 cookie;  /* this socket's cookie (sk_msg cannot ask the kernel for it) */
+	struct sb_peer peer; /* cached from sb_pairs once paired; cookie 0 = not yet */
+	__u32 flags;   /* enum sb_sock_flags, set by sk_msg only */
+	__u32 pad;
+	struct sb_pending_key pending; /* what the client published, to forget at close */
+};
+
+/* Written by the loader: turns redirection on and off for every socket at once. */
+struct sb_config {
+	__u32 enabled;
+	__u32 pad;
+	__u64 queue_limit; /* a peer may hold at most max(this, its sk_rcvbuf) unread bytes */
+};
+
+/* Per-CPU counters, one array slot each. Keep sb_counter_names in step. */
+enum sb_counter {
+	SB_C_HINTS,              /* SYNs seen by a listener in the cgroup */
+	SB_C_INSERTED,           /* sockets put into the SOCKHASH */
+	SB_C_PAIRED,             /* connections whose two ends were paired */
+	SB_C_INSERT_FAILED,      /* SOCKHASH or pair map full, or storage failed */
+	SB_C_SKIP_NOT_LOCAL,     /* client whose peer no listener of ours saw */
+	SB_C_SKIP_PAYLOAD,       /* payload crossed TCP before ESTABLISHED (TFO) */
+	SB_C_SKIP_UNPAIRED,      /* server with no matching local client */
+	SB_C_SKIP_CONFLICT,      /* two clients published the same key */
+	SB_C_REDIRECTED_MSGS,
+	SB_C_REDIRECTED_BYTES,
+	SB_C_PASSED_MSGS,        /* messages sent through TCP by sockets in the map */
+	SB_C_PASSED_BYTES,
+	SB_C_FALLBACK_UNPAIRED,  /* first send found no peer (raced setup, peer gone) */
+	SB_C_FALLBACK_DISABLED,  /* bypass turned off (unload) */
+	SB_C_FALLBACK_BACKLOG,   /* peer's unread queue over its limit */
+	SB_C_FALLBACK_REDIRECT,  /* redirect refused by the kernel */
+	SB_C_FALLBACK_NO_STATE,  /* socket without storage (inserted by someone else) */
+	SB_C_RESUMED,            /* directions redirected again after a fallback */
+	SB_C_NR,
+};
+
+#define SB_COUNTER_NAMES                                                   \
+	"hints", "inserted", "paired", "insert_failed", "skip_not_local",  \
+	"skip_payload", "skip_unpaired", "skip_conflict", "redirected_msgs", \
+	"redirected_bytes", "passed_msgs", "passed_bytes",                  \
+	"fallback_unpaired", "fallback_disabled", "fallback_backlog",      \
+	"fallback_redirect", "fallback_no_state", "resumed"
+
+/* One record per socket in the SOCKHASH, written by the drain iterator. */
+struct sb_drain_rec {
+	__u64 cookie;
+	__u32 queued; /* redirected bytes its owner has not read yet */
+	__u32 pad;
+};
+
+#endif /* SOCKBYPASS_H */

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# load.sh: install what is missing, build, mount bpffs if needed, load sockbypass.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+
+# Debian package for each command the build and the tests need.
+BUILD_PKGS="clang:clang bpftool:bpftool make:make cc:gcc pkg-config:pkg-config"
+TEST_PKGS="iperf3:iperf3 tcpdump:tcpdump ip:iproute2 shellcheck:shellcheck unshare:util-linux"
+
+usage() {
+	cat <<USAGE
+Usage: sudo ./load.sh [--cgroup PATH] [--pin-dir PATH] [--trace] [-v]
+       ./load.sh --deps-only [--test-deps]
+
+Builds ./sockbypass if needed (installing clang, bpftool, libbpf-dev with
+apt-get where they are missing), mounts bpffs on /sys/fs/bpf if it is not
+there, and loads: TCP between two sockets of this host inside the cgroup
+skips the TCP/IP stack from now on. Loading twice is harmless.
+
+  --cgroup PATH    cgroup v2 directory to cover (default: the cgroup2 root)
+  --pin-dir PATH   where to pin (default /sys/fs/bpf/sockbypass)
+  --trace          print socket events to the trace pipe (trace_bpf_output.sh)
+  -v, --verbose    libbpf debug output
+  --deps-only      only install/check the build dependencies, then exit
+  --test-deps      with --deps-only: also what 'make test' needs
+  -h, --help       this text
+
+Exit codes are the loader's (see ./sockbypass --help), and
+  10 missing packages that could not be installed, 11 build failed.
+USAGE
+}
+
+err() { echo "Error: $*" >&2; }
+
+# ensure_pkgs "cmd:pkg ...": install the packages of missing commands.
+ensure_pkgs() {
+	local pair missing=""
+	for pair in "$@"; do
+		command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+	done
+	[ -e /usr/include/bpf/libbpf.h ] || missing="$missing libbpf-dev"
+	[ -z "$missing" ] && return 0
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+		echo "Installing:$missing" >&2
+		export DEBIAN_FRONTEND=noninteractive
+		# shellcheck disable=SC2086 # one word per package
+		if apt-get install -y -q $missing >/dev/null 2>&1 ||
+			{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $missing >/dev/null; }; then
+			return 0
+		fi
+	fi
+	err "missing packages:$missing; install them (apt-get install$missing) and run again"
+	exit 10
+}
+
+deps_only=0 test_deps=0 pin_dir="" want_cgroup=0
+args=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-h | --help) usage; exit 0 ;;
+	--deps-only) deps_only=1 ;;
+	--test-deps) test_deps=1 ;;
+	--pin-dir | -p)
+		[ $# -ge 2 ] || { err "$1 needs a path"; exit 2; }
+		pin_dir=$2; args+=("$1" "$2"); shift ;;
+	--pin-dir=*) pin_dir=${1#*=}; args+=("$1") ;;
+	--cgroup | -c)
+		[ $# -ge 2 ] || { err "$1 needs a path"; exit 2; }
+		want_cgroup=1; args+=("$1" "$2"); shift ;;
+	--cgroup=*) want_cgroup=1; args+=("$1") ;;
+	*) args+=("$1") ;;
+	esac
+	shift
+done
+
+if [ "$deps_only" = 1 ]; then
+	# shellcheck disable=SC2086
+	ensure_pkgs $BUILD_PKGS
+	# shellcheck disable=SC2086
+	[ "$test_deps" = 1 ] && ensure_pkgs $TEST_PKGS
+	exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+	err "load.sh needs root (CAP_BPF and CAP_NET_ADMIN): run 'sudo ./load.sh'"
+	exit 3
+fi
+
+# shellcheck disable=SC2086
+ensure_pkgs $BUILD_PKGS
+if ! make -s -C "$here" >/dev/null; then
+	err "build failed; run 'make V=1' in $here to see why"
+	exit 11
+fi
+
+# Mount bpffs only where it is missing: a second mount would hide existing pins.
+if [ -z "$pin_dir" ] && [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
+	mkdir -p /sys/fs/bpf
+	mount -t bpf bpf /sys/fs/bpf || { err "cannot mount bpffs on /sys/fs/bpf"; exit 5; }
+fi
+
+# No cgroup v2 at all (a pure v1 system): mount the unified hierarchy beside it.
+if [ "$want_cgroup" = 0 ] && ! awk '$3 == "cgroup2" { f = 1 } END { exit !f }' /proc/mounts; then
+	mkdir -p /run/sockbypass/cgroup2
+	mount -t cgroup2 none /run/sockbypass/cgroup2 ||
+		{ err "no cgroup v2 mounted and mounting one failed; pass --cgroup"; exit 6; }
+fi
+
+exec "$here/sockbypass" "${args[@]}"

@@ -1,0 +1,697 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockbypass loader: loads the BPF programs, pins them and their maps,
+ * attaches to a cgroup v2 and exits; the pins keep everything alive.
+ * --unload undoes it without losing a byte, --status shows what is there.
+ */
+#include <argp.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <mntent.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "sockbypass.h"
+#include "sockbypass.skel.h"
+
+/* Exit codes: listed in --help and README.md; scripts pass them through. */
+enum sb_exit {
+	SB_EXIT_OK = 0,        /* done, or nothing to do (already loaded / not loaded) */
+	SB_EXIT_INTERNAL = 1,  /* unexpected failure; the message says which call */
+	SB_EXIT_USAGE = 2,     /* bad option or argument */
+	SB_EXIT_PERM = 3,      /* not root (no CAP_BPF / CAP_NET_ADMIN) */
+	SB_EXIT_KERNEL = 4,    /* the kernel lacks BPF, sockmap or cgroup BPF */
+	SB_EXIT_BPFFS = 5,     /* pin dir not on a bpffs mount */
+	SB_EXIT_CGROUP = 6,    /* cgroup path missing or not cgroup v2 */
+	SB_EXIT_STATE = 7,     /* pin dir holds a partial or foreign state */
+	SB_EXIT_LOAD = 8,      /* the verifier or libbpf refused the programs */
+	SB_EXIT_DRAINING = 9,  /* unload: bypass off, but sockets still hold unread data */
+};
+
+enum mode { MODE_LOAD, MODE_UNLOAD, MODE_STATUS };
+
+static struct env {
+	enum mode mode;
+	const char *cgroup;
+	const char *pin_dir;
+	bool verbose;
+	bool trace;
+	double timeout;
+	__u64 queue_limit;
+} env = {
+	.pin_dir = SB_DEFAULT_PIN_DIR,
+	.timeout = 30,
+	.queue_limit = SB_DEFAULT_QUEUE_LIMIT,
+};
+
+static const char *const counter_names[SB_C_NR] = { SB_COUNTER_NAMES };
+static const char *const pinned_maps[] = {
+	"sb_sockhash", "sb_pairs", "sb_hints", "sb_pending",
+	"sb_state", "sb_config", "sb_counters",
+};
+static const char *const pinned_progs[] = { SB_PIN_SOCKOPS, SB_PIN_SK_MSG, SB_PIN_DRAIN };
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static void err_line(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("Error: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* ---- options ----------------------------------------------------------- */
+
+const char *argp_program_version = "sockbypass 0.1";
+static const char doc[] =
+	"Make TCP between two local sockets skip the TCP/IP stack.\n"
+	"\n"
+	"USAGE: sockbypass [--cgroup PATH] [--pin-dir PATH] [--queue-limit BYTES] [--trace] [-v]\n"
+	"       sockbypass --unload [--pin-dir PATH] [--timeout SECONDS]\n"
+	"       sockbypass --status [--pin-dir PATH]\n"
+	"\n"
+	"Loads, pins under the pin dir, attaches to the cgroup and exits.\n"
+	"Defaults: --cgroup is the root of the cgroup v2 mount found in\n"
+	"/proc/mounts; --pin-dir is " SB_DEFAULT_PIN_DIR ".\n"
+	"\n"
+	"Exit codes: 0 done (or already loaded / not loaded), 1 internal error,\n"
+	"2 bad usage, 3 not root, 4 kernel lacks BPF/sockmap support,\n"
+	"5 pin dir not on bpffs, 6 cgroup missing or not v2, 7 pin dir holds a\n"
+	"partial state, 8 programs refused by the kernel, 9 unload waiting for\n"
+	"readers to drain bypassed data (run it again).\n";
+
+static const struct argp_option opts[] = {
+	{ "cgroup", 'c', "PATH", 0, "cgroup v2 directory to cover (default: cgroup2 root)", 0 },
+	{ "pin-dir", 'p', "PATH", 0, "bpffs directory for the pins (default " SB_DEFAULT_PIN_DIR ")", 0 },
+	{ "unload", 'u', NULL, 0, "turn the bypass off and remove everything, losing no data", 0 },
+	{ "status", 's', NULL, 0, "show whether it is loaded, sockets and counters", 0 },
+	{ "timeout", 't', "SECONDS", 0, "--unload: how long to wait for readers to drain (default 30)", 0 },
+	{ "queue-limit", 'q', "BYTES", 0, "unread bypassed bytes a receiver may hold before "
+	  "its sender falls back to TCP until it caught up (default 64M; K/M/G suffixes)", 0 },
+	{ "trace", 'T', NULL, 0, "print socket events to the kernel trace pipe", 0 },
+	{ "verbose", 'v', NULL, 0, "show libbpf debug output", 0 },
+	{ "help", 'h', NULL, OPTION_HIDDEN, "show this help", 0 },
+	{},
+};
+
+static int check_path_arg(struct argp_state *state, const char *opt, const char *arg)
+{
+	if (!*arg)
+		argp_error(state, "%s: empty path", opt);
+	if (strlen(arg) >= PATH_MAX - 64)
+		argp_error(state, "%s: path too long", opt);
+	if (arg[0] != '/')
+		argp_error(state, "%s: '%s' is not an absolute path", opt, arg);
+	return 0;
+}
+
+static error_t parse_arg(int key, char *arg, struct argp_state *state)
+{
+	char *end;
+
+	switch (key) {
+	case 'c':
+		check_path_arg(state, "--cgroup", arg);
+		env.cgroup = arg;
+		break;
+	case 'p':
+		check_path_arg(state, "--pin-dir", arg);
+		env.pin_dir = arg;
+		break;
+	case 'u':
+		env.mode = MODE_UNLOAD;
+		break;
+	case 's':
+		env.mode = MODE_STATUS;
+		break;
+	case 't':
+		errno = 0;
+		env.timeout = strtod(arg, &end);
+		if (errno || end == arg || *end || env.timeout < 0 || env.timeout > 86400)
+			argp_error(state, "--timeout: '%s' is not a number of seconds (0-86400)", arg);
+		break;
+	case 'q':
+		errno = 0;
+		env.queue_limit = strtoull(arg, &end, 10);
+		if (*end == 'K' || *end == 'k')
+			env.queue_limit <<= 10, end++;
+		else if (*end == 'M' || *end == 'm')
+			env.queue_limit <<= 20, end++;
+		else if (*end == 'G' || *end == 'g')
+			env.queue_limit <<= 30, end++;
+		if (errno || end == arg || *end || arg[0] == '-' || env.queue_limit < 65536)
+			argp_error(state, "--queue-limit: '%s' is not a size of at least 64K", arg);
+		break;
+	case 'T':
+		env.trace = true;
+		break;
+	case 'v':
+		env.verbose = true;
+		break;
+	case 'h':
+		argp_state_help(state, stdout, ARGP_HELP_STD_HELP);
+		break;
+	case ARGP_KEY_ARG:
+		argp_error(state, "unexpected argument '%s'", arg);
+		break;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+	return 0;
+}
+
+static int libbpf_print_fn(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	if (level == LIBBPF_DEBUG && !env.verbose)
+		return 0;
+	return vfprintf(stderr, fmt, args);
+}
+
+/* ---- environment ------------------------------------------------------- */
+
+static bool on_fs(const char *path, long magic)
+{
+	struct statfs st;
+
+	return statfs(path, &st) == 0 && st.f_type == magic;
+}
+
+/* The first cgroup2 mount in /proc/mounts (e.g. /sys/fs/cgroup/unified on hybrid systems). */
+static int find_cgroup2_root(char *buf, size_t len)
+{
+	struct mntent *m;
+	FILE *f = setmntent("/proc/mounts", "r");
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while ((m = getmntent(f))) {
+		if (strcmp(m->mnt_type, "cgroup2") == 0) {
+			snprintf(buf, len, "%s", m->mnt_dir);
+			err = 0;
+			break;
+		}
+	}
+	endmntent(f);
+	return err;
+}
+
+static int open_cgroup(const char *path)
+{
+	struct stat st;
+	int fd;
+
+	if (stat(path, &st)) {
+		err_line("cgroup '%s': %s; pass an existing cgroup v2 directory with --cgroup",
+			 path, strerror(errno));
+		return -SB_EXIT_CGROUP;
+	}
+	if (!S_ISDIR(st.st_mode) || !on_fs(path, CGROUP2_SUPER_MAGIC)) {
+		err_line("'%s' is not a cgroup v2 directory (cgroup v1 or another filesystem); "
+			 "pass one under the cgroup2 mount with --cgroup", path);
+		return -SB_EXIT_CGROUP;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		err_line("open cgroup '%s': %s", path, strerror(errno));
+		return -SB_EXIT_CGROUP;
+	}
+	return fd;
+}
+
+static int check_pin_parent(const char *dir)
+{
+	char parent[PATH_MAX];
+	char *slash;
+
+	snprintf(parent, sizeof(parent), "%s", dir);
+	slash = strrchr(parent, '/');
+	if (slash == parent)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	if (!on_fs(parent, BPF_FS_MAGIC)) {
+		err_line("'%s' is not on a bpffs mount; mount it with 'mount -t bpf bpf %s' "
+			 "(load.sh does this for /sys/fs/bpf)", parent, parent);
+		return -SB_EXIT_BPFFS;
+	}
+	return 0;
+}
+
+static bool kernel_has_features(void)
+{
+	static const struct { enum bpf_prog_type t; const char *name; } progs[] = {
+		{ BPF_PROG_TYPE_SOCK_OPS, "sockops programs" },
+		{ BPF_PROG_TYPE_SK_MSG, "sk_msg programs" },
+	};
+	static const struct { enum bpf_map_type t; const char *name; } maps[] = {
+		{ BPF_MAP_TYPE_SOCKHASH, "SOCKHASH maps (CONFIG_BPF_STREAM_PARSER)" },
+		{ BPF_MAP_TYPE_SK_STORAGE, "socket-local storage" },
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(progs); i++) {
+		if (libbpf_probe_bpf_prog_type(progs[i].t, NULL) <= 0) {
+			err_line("this kernel lacks %s; sockbypass needs Linux 5.10+ with BPF, "
+				 "cgroup BPF and sockmap enabled", progs[i].name);
+			return false;
+		}
+	}
+	for (i = 0; i < ARRAY_SIZE(maps); i++) {
+		if (libbpf_probe_bpf_map_type(maps[i].t, NULL) <= 0) {
+			err_line("this kernel lacks %s; sockbypass needs Linux 5.10+ with BPF, "
+				 "cgroup BPF and sockmap enabled", maps[i].name);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void pin_path(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", env.pin_dir, name);
+}
+
+static bool pin_exists(const char *name)
+{
+	char path[PATH_MAX];
+
+	pin_path(path, sizeof(path), name);
+	return access(path, F_OK) == 0;
+}
+
+/* How many of our pins are in the pin dir. */
+static int known_pins(void)
+{
+	int n = pin_exists(SB_PIN_LINK);
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(pinned_maps); i++)
+		n += pin_exists(pinned_maps[i]);
+	for (i = 0; i < ARRAY_SIZE(pinned_progs); i++)
+		n += pin_exists(pinned_progs[i]);
+	return n;
+}
+
+/* ---- load -------------------------------------------------------------- */
+
+static int set_enabled(int config_fd, bool on)
+{
+	struct sb_config cfg = { .enabled = on, .queue_limit = env.queue_limit };
+	__u32 zero = 0;
+
+	return bpf_map_update_elem(config_fd, &zero, &cfg, BPF_ANY);
+}
+
+/* Remove every pin this tool knows in the pin dir, then the dir. */
+static void unpin_all(void)
+{
+	char path[PATH_MAX];
+	size_t i;
+
+	pin_path(path, sizeof(path), SB_PIN_LINK);
+	unlink(path);
+	for (i = 0; i < ARRAY_SIZE(pinned_progs); i++) {
+		pin_path(path, sizeof(path), pinned_progs[i]);
+		unlink(path);
+	}
+	for (i = 0; i < ARRAY_SIZE(pinned_maps); i++) {
+		pin_path(path, sizeof(path), pinned_maps[i]);
+		unlink(path);
+	}
+	rmdir(env.pin_dir);
+}
+
+static int errno_exit(int err)
+{
+	return (err == -EPERM || err == -EACCES) ? SB_EXIT_PERM : SB_EXIT_INTERNAL;
+}
+
+static int do_load(void)
+{
+	char cgroup_buf[PATH_MAX], path[PATH_MAX];
+	struct sockbypass_bpf *skel = NULL;
+	struct bpf_link *link;
+	bool made_dir = false;
+	int cg_fd, err, ret;
+	size_t i;
+
+	if (!env.cgroup) {
+		if (find_cgroup2_root(cgroup_buf, sizeof(cgroup_buf))) {
+			err_line("no cgroup v2 mount in /proc/mounts; mount one "
+				 "('mount -t cgroup2 none /sys/fs/cgroup/unified') or pass --cgroup");
+			return SB_EXIT_CGROUP;
+		}
+		env.cgroup = cgroup_buf;
+	}
+	ret = check_pin_parent(env.pin_dir);
+	if (ret)
+		return -ret;
+	if (pin_exists(SB_PIN_LINK)) {
+		printf("sockbypass is already loaded (pins in %s); run unload.sh first to reload\n",
+		       env.pin_dir);
+		return SB_EXIT_OK;
+	}
+	if (known_pins()) {
+		err_line("%s holds pins of an unfinished load or unload; run "
+			 "'unload.sh --pin-dir %s' first", env.pin_dir, env.pin_dir);
+		return SB_EXIT_STATE;
+	}
+	cg_fd = open_cgroup(env.cgroup);
+	if (cg_fd < 0)
+		return -cg_fd;
+	if (!kernel_has_features()) {
+		close(cg_fd);
+		return SB_EXIT_KERNEL;
+	}
+
+	/* 1. open and load: nothing is visible to anyone yet */
+	skel = sockbypass_bpf__open();
+	if (!skel) {
+		err = -errno;
+		err_line("open BPF object: %s", strerror(-err));
+		ret = errno_exit(err);
+		goto out;
+	}
+	skel->rodata->sb_trace = env.trace;
+	err = sockbypass_bpf__load(skel);
+	if (err) {
+		err_line("the kernel refused the BPF programs: %s (the log above says why; "
+			 "-v shows more)", strerror(-err));
+		ret = err == -EPERM ? SB_EXIT_PERM : SB_EXIT_LOAD;
+		goto out;
+	}
+	err = set_enabled(bpf_map__fd(skel->maps.sb_config), true);
+	if (err) {
+		err_line("set config: %s", strerror(-err));
+		ret = SB_EXIT_INTERNAL;
+		goto out;
+	}
+
+	/* 2. pin the maps */
+	if (mkdir(env.pin_dir, 0700) == 0)
+		made_dir = true;
+	else if (errno != EEXIST) {
+		err = -errno;
+		err_line("create pin dir %s: %s", env.pin_dir, strerror(-err));
+		ret = errno_exit(err);
+		goto out;
+	}
+	for (i = 0; i < ARRAY_SIZE(pinned_maps); i++) {
+		struct bpf_map *map = bpf_object__find_map_by_name(skel->obj, pinned_maps[i]);
+
+		pin_path(path, sizeof(path), pinned_maps[i]);
+		err = map ? bpf_map__pin(map, path) : -ENOENT;
+		if (err) {
+			err_line("pin %s: %s", path, strerror(-err));
+			ret = errno_exit(err);
+			goto out_unpin;
+		}
+	}
+
+	/* 3. sk_msg on the map before any socket enters it: the kernel copies
+	 *    the map's programs to a socket only when it is added */
+	err = bpf_prog_attach(bpf_program__fd(skel->progs.sb_sk_msg),
+			      bpf_map__fd(skel->maps.sb_sockhash), BPF_SK_MSG_VERDICT, 0);
+	if (err) {
+		err_line("attach sk_msg to sb_sockhash: %s", strerror(errno));
+		ret = errno_exit(-errno);
+		goto out_unpin;
+	}
+
+	/* 4. pin the programs */
+	{
+		struct bpf_program *progs[] = { skel->progs.sb_sockops, skel->progs.sb_sk_msg,
+						skel->progs.sb_drain };
+
+		for (i = 0; i < ARRAY_SIZE(progs); i++) {
+			pin_path(path, sizeof(path), pinned_progs[i]);
+			err = bpf_program__pin(progs[i], path);
+			if (err) {
+				err_line("pin %s: %s", path, strerror(-err));
+				ret = errno_exit(err);
+				goto out_unpin;
+			}
+		}
+	}
+
+	/* 5. traffic is touched last: attach sockops and pin the link */
+	link = bpf_program__attach_cgroup(skel->progs.sb_sockops, cg_fd);
+	if (!link) {
+		err = -errno;
+		err_line("attach sockops to cgroup %s: %s", env.cgroup, strerror(-err));
+		ret = errno_exit(err);
+		goto out_unpin;
+	}
+	skel->links.sb_sockops = link;
+	pin_path(path, sizeof(path), SB_PIN_LINK);
+	err = bpf_link__pin(link, path);
+	if (err) {
+		err_line("pin %s: %s", path, strerror(-err));
+		ret = errno_exit(err);
+		goto out_unpin;
+	}
+	printf("sockbypass loaded: cgroup %s, pins in %s%s\n", env.cgroup, env.pin_dir,
+	       env.trace ? ", tracing on" : "");
+	ret = SB_EXIT_OK;
+	goto out;
+
+out_unpin:
+	unpin_all();
+	if (!made_dir)
+		mkdir(env.pin_dir, 0700); /* it was there before us */
+out:
+	sockbypass_bpf__destroy(skel); /* drops fds and the unpinned link */
+	close(cg_fd);
+	return ret;
+}
+
+/* ---- unload ------------------------------------------------------------ */
+
+static int obj_get(const char *name)
+{
+	char path[PATH_MAX];
+
+	pin_path(path, sizeof(path), name);
+	return bpf_obj_get(path);
+}
+
+struct drain_scan {
+	unsigned int sockets;   /* still in the map */
+	unsigned int busy;      /* of those, with unread redirected bytes */
+	unsigned long long queued;
+};
+
+/*
+ * List the sockets in the SOCKHASH with the sb_drain iterator; with
+ * remove_idle, take out those whose owner has read everything redirected to
+ * it (removing a socket frees its unread queue, so only empty ones go).
+ */
+static int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s)
+{
+	union bpf_iter_link_info info = { .map.map_fd = map_fd };
+	LIBBPF_OPTS(bpf_link_create_opts, lopts, .iter_info = &info,
+		    .iter_info_len = sizeof(info));
+	struct sb_drain_rec recs[256];
+	int link_fd, iter_fd, err = 0;
+	ssize_t n;
+
+	memset(s, 0, sizeof(*s));
+	link_fd = bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, &lopts);
+	if (link_fd < 0)
+		return -errno;
+	iter_fd = bpf_iter_create(link_fd);
+	if (iter_fd < 0) {
+		err = -errno;
+		close(link_fd);
+		return err;
+	}
+	while ((n = read(iter_fd, recs, sizeof(recs))) > 0) {
+		for (size_t i = 0; i < (size_t)n / sizeof(recs[0]); i++) {
+			s->sockets++;
+			if (recs[i].queued) {
+				s->busy++;
+				s->queued += recs[i].queued;
+			} else if (remove_idle) {
+				/* ENOENT: it closed meanwhile, fine */
+				bpf_map_delete_elem(map_fd, &recs[i].cookie);
+			}
+		}
+	}
+	if (n < 0)
+		err = -errno;
+	close(iter_fd);
+	close(link_fd);
+	return err;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static int do_unload(void)
+{
+	int config_fd, map_fd = -1, prog_fd = -1, err, ret = SB_EXIT_OK;
+	char path[PATH_MAX];
+	struct drain_scan s = {};
+	double waited = 0;
+
+	if (access(env.pin_dir, F_OK) || !known_pins()) {
+		printf("sockbypass is not loaded (nothing in %s)\n", env.pin_dir);
+		rmdir(env.pin_dir);
+		return SB_EXIT_OK;
+	}
+
+	/* 1. every sender falls back to TCP on its next write, for good */
+	config_fd = obj_get("sb_config");
+	if (config_fd >= 0) {
+		err = set_enabled(config_fd, false);
+		close(config_fd);
+		if (err) {
+			err_line("turn the bypass off: %s", strerror(-err));
+			return errno_exit(err);
+		}
+	} else if (errno == EPERM || errno == EACCES) {
+		err_line("no permission to open the pins in %s: run as root", env.pin_dir);
+		return SB_EXIT_PERM;
+	}
+
+	/* 2. no new sockets: removing the only reference detaches sockops */
+	pin_path(path, sizeof(path), SB_PIN_LINK);
+	if (unlink(path) && errno != ENOENT) {
+		err_line("remove %s: %s", path, strerror(errno));
+		return errno_exit(-errno);
+	}
+
+	/* 3. take sockets out of the map only once they have nothing unread */
+	map_fd = obj_get("sb_sockhash");
+	prog_fd = obj_get(SB_PIN_DRAIN);
+	if (map_fd >= 0 && prog_fd >= 0) {
+		/* let a sendmsg that passed its verdict just before finish queueing */
+		sleep_ms(100);
+		for (;;) {
+			err = scan_sockets(prog_fd, map_fd, true, &s);
+			if (err) {
+				err_line("list sockets in sb_sockhash: %s", strerror(-err));
+				ret = errno_exit(err);
+				goto out;
+			}
+			if (!s.busy)
+				break;
+			if (waited >= env.timeout) {
+				err_line("%u socket(s) still hold %llu unread bypassed bytes; the bypass "
+					 "is off and nothing is lost. Run unload.sh again once their "
+					 "readers caught up (or they close)", s.busy, s.queued);
+				ret = SB_EXIT_DRAINING;
+				goto out;
+			}
+			sleep_ms(50);
+			waited += 0.05;
+		}
+	}
+
+	/* 4. nothing left that holds data: drop the rest */
+	unpin_all();
+	if (access(env.pin_dir, F_OK) == 0)
+		err_line("%s is not empty after removing the pins (files of someone else?)",
+			 env.pin_dir);
+	printf("sockbypass unloaded (%s)\n", env.pin_dir);
+out:
+	if (map_fd >= 0)
+		close(map_fd);
+	if (prog_fd >= 0)
+		close(prog_fd);
+	return ret;
+}
+
+/* ---- status ------------------------------------------------------------ */
+
+static int do_status(void)
+{
+	int ncpus = libbpf_num_possible_cpus(), fd, map_fd, prog_fd;
+	struct sb_config cfg = {};
+	struct drain_scan s = {};
+	__u32 zero = 0;
+
+	if (!pin_exists(SB_PIN_LINK) && !known_pins()) {
+		printf("loaded: no (nothing in %s)\n", env.pin_dir);
+		return SB_EXIT_STATE;
+	}
+	printf("loaded: %s\npin_dir: %s\n", pin_exists(SB_PIN_LINK) ? "yes" : "draining",
+	       env.pin_dir);
+	fd = obj_get("sb_config");
+	if (fd < 0) {
+		err_line("open %s/sb_config: %s", env.pin_dir, strerror(errno));
+		return errno_exit(-errno);
+	}
+	bpf_map_lookup_elem(fd, &zero, &cfg);
+	close(fd);
+	printf("enabled: %u\nqueue_limit: %llu\n", cfg.enabled, (unsigned long long)cfg.queue_limit);
+
+	map_fd = obj_get("sb_sockhash");
+	prog_fd = obj_get(SB_PIN_DRAIN);
+	if (map_fd >= 0 && prog_fd >= 0 && !scan_sockets(prog_fd, map_fd, false, &s))
+		printf("sockets: %u\nunread_bytes: %llu\n", s.sockets, s.queued);
+	if (map_fd >= 0)
+		close(map_fd);
+	if (prog_fd >= 0)
+		close(prog_fd);
+
+	fd = obj_get("sb_counters");
+	if (fd >= 0 && ncpus > 0) {
+		__u64 vals[ncpus];
+
+		for (__u32 i = 0; i < SB_C_NR; i++) {
+			__u64 sum = 0;
+
+			if (bpf_map_lookup_elem(fd, &i, vals) == 0)
+				for (int c = 0; c < ncpus; c++)
+					sum += vals[c];
+			printf("%s: %llu\n", counter_names[i], (unsigned long long)sum);
+		}
+		close(fd);
+	}
+	return SB_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct argp argp = { opts, parse_arg, NULL, doc, NULL, NULL, NULL };
+	int err;
+
+	argp_err_exit_status = SB_EXIT_USAGE;
+	err = argp_parse(&argp, argc, argv, 0, NULL, NULL);
+	if (err)
+		return SB_EXIT_USAGE;
+	if (geteuid() != 0) {
+		err_line("sockbypass needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo");
+		return SB_EXIT_PERM;
+	}
+	libbpf_set_print(libbpf_print_fn);
+
+	switch (env.mode) {
+	case MODE_UNLOAD:
+		return do_unload();
+	case MODE_STATUS:
+		return do_status();
+	default:
+		return do_load();
+	}
+}

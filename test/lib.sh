@@ -1,0 +1,153 @@
+# shellcheck shell=bash
+# Shared set-up for the tests. run.sh sources this inside a private mount and
+# network namespace (unshare -m -n) for each test, then calls sb_setup, so a
+# test owns its lo, its bpffs and a child cgroup, and nothing it pins can
+# outlive it: the bpffs mount dies with the namespace.
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SB="$TOP/sockbypass"
+TCPCHECK="$TOP/.output/tcpcheck"
+TMP=""
+CG=""
+PIN=""
+CG_ROOT=""
+ORIG_CG=""
+PIDS=()
+
+cgroup2_root() {
+	awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts
+}
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+skip() {
+	echo "SKIP: $*" >&2
+	exit 77
+}
+
+sb_setup() {
+	TMP=$(mktemp -d /tmp/sockbypass-test.XXXXXX)
+	mkdir -p "$TMP/bpffs"
+	mount -t bpf bpf "$TMP/bpffs" || fail "cannot mount a private bpffs"
+	PIN="$TMP/bpffs/sockbypass"
+	ip link set lo up
+	CG_ROOT=$(cgroup2_root)
+	[ -n "$CG_ROOT" ] || skip "no cgroup v2 mount"
+	ORIG_CG="$CG_ROOT$(awk -F: '$1 == "0" { print $3 }' /proc/self/cgroup)"
+	CG="$CG_ROOT/sockbypass-test-$$"
+	mkdir "$CG" || fail "cannot create $CG"
+	trap sb_cleanup EXIT
+	echo "$BASHPID" >"$CG/cgroup.procs" || fail "cannot join $CG"
+}
+
+# Safe to run more than once: every step tolerates "already gone".
+sb_cleanup() {
+	local pid
+	for pid in "${PIDS[@]}"; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in "${PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	PIDS=()
+	[ -n "$PIN" ] && "$SB" --unload --pin-dir "$PIN" --timeout 1 >/dev/null 2>&1
+	if [ -n "$CG" ] && [ -d "$CG" ]; then
+		# move everything of ours back, then the cgroup can go
+		while read -r pid; do
+			echo "$pid" >"$ORIG_CG/cgroup.procs" 2>/dev/null
+		done <"$CG/cgroup.procs"
+		echo "$BASHPID" >"$ORIG_CG/cgroup.procs" 2>/dev/null
+		rmdir "$CG" 2>/dev/null
+	fi
+	for ns in "${NETNS[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+	done
+	NETNS=()
+	if [ -n "$TMP" ]; then
+		umount "$TMP/bpffs" 2>/dev/null
+		rm -rf "$TMP"
+	fi
+	return 0
+}
+
+# Start a command in the background and remember its pid for cleanup.
+bg() {
+	"$@" &
+	PIDS+=($!)
+}
+
+load() {
+	"$TOP/load.sh" --cgroup "$CG" --pin-dir "$PIN" "$@" >"$TMP/load.out" 2>&1 ||
+		fail "load.sh failed: $(cat "$TMP/load.out")"
+}
+
+unload() {
+	"$TOP/unload.sh" --pin-dir "$PIN" "$@" >"$TMP/unload.out" 2>&1 ||
+		fail "unload.sh failed: $(cat "$TMP/unload.out")"
+}
+
+# counter NAME: one value from the loader's status output
+counter() {
+	"$SB" --status --pin-dir "$PIN" | awk -F': ' -v k="$1" '$1 == k { print $2 }'
+}
+
+# Wait until a file exists (a server's "listening" flag), at most 5 s.
+wait_file() {
+	local i
+	for i in $(seq 50); do
+		[ -e "$1" ] && return 0
+		sleep 0.1
+	done
+	fail "timed out waiting for $1"
+}
+
+# tcpcheck server in the background, listening when this returns.
+server() {
+	local ready="$TMP/ready.$RANDOM"
+	bg "$TCPCHECK" -l -f "$ready" "$@"
+	SERVER_PID=$!
+	wait_file "$ready"
+}
+
+# capture_start IFACE [FILTER]: tcpdump into $TMP/cap.pcap, ready when it returns.
+capture_start() {
+	local iface=$1
+	shift
+	tcpdump -i "$iface" -nn -U -w "$TMP/cap.pcap" "$@" 2>"$TMP/tcpdump.err" &
+	CAP_PID=$!
+	PIDS+=("$CAP_PID")
+	local i
+	for i in $(seq 50); do
+		grep -q "listening on" "$TMP/tcpdump.err" && return 0
+		sleep 0.1
+	done
+	fail "tcpdump did not start: $(cat "$TMP/tcpdump.err")"
+}
+
+# capture_stop: prints "<payload packets> <payload bytes>" of the capture.
+capture_stop() {
+	sleep 0.2
+	kill -INT "$CAP_PID" 2>/dev/null
+	wait "$CAP_PID" 2>/dev/null
+	tcpdump -r "$TMP/cap.pcap" -nn -q 2>/dev/null |
+		awk '{ n = $NF + 0; if (n > 0) { p++; b += n } } END { print p + 0, b + 0 }'
+}
+
+# new_netns NAME: a network namespace of the test's own, removed at cleanup.
+NETNS=()
+new_netns() {
+	ip netns add "$1" || fail "ip netns add $1"
+	NETNS+=("$1")
+	ip -n "$1" link set lo up
+}
+
+assert_eq() {
+	[ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"
+}
+
+assert_gt() {
+	[ "$1" -gt "$2" ] || fail "$3: got $1, expected more than $2"
+}
