@@ -56,6 +56,11 @@ $(OUTPUT)/loader.o: loader.c $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT) -Ibpf -MMD -MP -c $< -o $@
 
+# LD_PRELOAD shim for the tests: a kernel without BPF, as libbpf sees it.
+$(OUTPUT)/nobpf.so: test/nobpf.c Makefile | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -shared -fPIC $< -o $@ -ldl
+
 $(BIN): $(OUTPUT)/loader.o
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LIBBPF_LIBS) -o $@
@@ -64,7 +69,10 @@ $(OUTPUT)/tcpcheck: test/tcpcheck.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -pthread $< -o $@
 
-test: all $(OUTPUT)/tcpcheck
+# Installs what is missing (Debian), builds, runs every test; TESTS=pattern picks some.
+test:
+	./load.sh --deps-only --test-deps
+	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so
 	./test/run.sh $(TESTS)
 
 lint:

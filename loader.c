@@ -87,7 +87,7 @@ static const char doc[] =
 	"Loads, pins under the pin dir, attaches to the cgroup and exits.\n"
 	"Defaults: --cgroup is the root of the cgroup v2 mount found in\n"
 	"/proc/mounts; --pin-dir is " SB_DEFAULT_PIN_DIR ".\n"
-	"\n"
+	"\v"
 	"Exit codes: 0 done (or already loaded / not loaded), 1 internal error,\n"
 	"2 bad usage, 3 not root, 4 kernel lacks BPF/sockmap support,\n"
 	"5 pin dir not on bpffs, 6 cgroup missing or not v2, 7 pin dir holds a\n"
@@ -311,7 +311,7 @@ static int known_pins(void)
 
 static int set_enabled(int config_fd, bool on)
 {
-	struct sb_config cfg = { .enabled = on, .queue_limit = env.queue_limit };
+	struct sb_config cfg = { .enabled = on, .trace = env.trace, .queue_limit = env.queue_limit };
 	__u32 zero = 0;
 
 	return bpf_map_update_elem(config_fd, &zero, &cfg, BPF_ANY);
@@ -350,6 +350,8 @@ static int do_load(void)
 	int cg_fd, err, ret;
 	size_t i;
 
+	if (!kernel_has_features())
+		return SB_EXIT_KERNEL;
 	if (!env.cgroup) {
 		if (find_cgroup2_root(cgroup_buf, sizeof(cgroup_buf))) {
 			err_line("no cgroup v2 mount in /proc/mounts; mount one "
@@ -374,10 +376,6 @@ static int do_load(void)
 	cg_fd = open_cgroup(env.cgroup);
 	if (cg_fd < 0)
 		return -cg_fd;
-	if (!kernel_has_features()) {
-		close(cg_fd);
-		return SB_EXIT_KERNEL;
-	}
 
 	/* 1. open and load: nothing is visible to anyone yet */
 	skel = sockbypass_bpf__open();
@@ -643,7 +641,8 @@ static int do_status(void)
 	}
 	bpf_map_lookup_elem(fd, &zero, &cfg);
 	close(fd);
-	printf("enabled: %u\nqueue_limit: %llu\n", cfg.enabled, (unsigned long long)cfg.queue_limit);
+	printf("enabled: %u\ntrace: %s\nqueue_limit: %llu\n", cfg.enabled, cfg.trace ? "on" : "off",
+	       (unsigned long long)cfg.queue_limit);
 
 	map_fd = obj_get("sb_sockhash");
 	prog_fd = obj_get(SB_PIN_DRAIN);

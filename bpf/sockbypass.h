@@ -70,7 +70,7 @@ struct sb_sock_state {
 /* Written by the loader: turns redirection on and off for every socket at once. */
 struct sb_config {
 	__u32 enabled;
-	__u32 pad;
+	__u32 trace;       /* informational: the programs were built with tracing on */
 	__u64 queue_limit; /* a peer may hold at most max(this, its sk_rcvbuf) unread bytes */
 };
 

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # SERVER_PID and the like are read by the t_*.sh files
 # Shared set-up for the tests. run.sh sources this inside a private mount and
 # network namespace (unshare -m -n) for each test, then calls sb_setup, so a
 # test owns its lo, its bpffs and a child cgroup, and nothing it pins can
@@ -96,8 +97,7 @@ counter() {
 
 # Wait until a file exists (a server's "listening" flag), at most 5 s.
 wait_file() {
-	local i
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		[ -e "$1" ] && return 0
 		sleep 0.1
 	done
@@ -119,8 +119,7 @@ capture_start() {
 	tcpdump -i "$iface" -nn -U -w "$TMP/cap.pcap" "$@" 2>"$TMP/tcpdump.err" &
 	CAP_PID=$!
 	PIDS+=("$CAP_PID")
-	local i
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		grep -q "listening on" "$TMP/tcpdump.err" && return 0
 		sleep 0.1
 	done

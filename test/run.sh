@@ -31,7 +31,7 @@ report() { # status name detail
 	pass) pass=$((pass + 1)); echo "ok $n - $2" ;;
 	skip) skipped=$((skipped + 1)); echo "ok $n - $2 # SKIP $3" ;;
 	*) failed=$((failed + 1)); failures+=("$2"); echo "not ok $n - $2"
-	   [ -n "$3" ] && sed 's/^/#   /' <<<"$3" ;;
+	   [ -n "$3" ] && while IFS= read -r line; do echo "#   $line"; done <<<"$3" ;;
 	esac
 }
 

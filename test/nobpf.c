@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * LD_PRELOAD shim: makes bpf(2) fail with EINVAL for program loads and map
+ * creation, as on a kernel built without BPF, sockmap or cgroup BPF. libbpf
+ * calls bpf(2) through glibc's syscall(), which this replaces.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include <linux/bpf.h>
+
+long syscall(long nr, ...)
+{
+	static long (*real)(long, ...);
+	long a[6];
+	va_list ap;
+	int i;
+
+	va_start(ap, nr);
+	for (i = 0; i < 6; i++)
+		a[i] = va_arg(ap, long);
+	va_end(ap);
+	if (nr == __NR_bpf && (a[0] == BPF_PROG_LOAD || a[0] == BPF_MAP_CREATE)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (!real)
+		real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
+	return real(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}

@@ -1,0 +1,111 @@
+# shellcheck shell=bash
+# Every user-visible failure: one line saying what to do, and its own exit code.
+
+# expect CODE PATTERN CMD...: CMD exits CODE and its stderr+stdout match PATTERN.
+expect() {
+	local code=$1 pattern=$2 out rc
+	shift 2
+	out=$("$@" 2>&1)
+	rc=$?
+	[ "$rc" = "$code" ] || fail "'$*' exited $rc, expected $code: $out"
+	grep -qE -- "$pattern" <<<"$out" || fail "'$*' said '$out', expected /$pattern/"
+}
+
+# no-root: test_help_everywhere
+test_help_everywhere() {
+	local cmd
+	expect 0 "2 bad usage" "$TOP/sockbypass" --help
+	expect 0 "Exit codes:" "$TOP/sockbypass" -h
+	for cmd in load.sh unload.sh trace_bpf_output.sh trace_lo_traffic.sh; do
+		expect 0 "^Usage: " "$TOP/$cmd" --help
+	done
+	expect 0 "Usage: " "$TOP/test/run.sh" --help
+}
+
+# no-root: test_bad_arguments_give_usage_code
+test_bad_arguments_give_usage_code() {
+	expect 2 "unrecognized option" "$TOP/sockbypass" --bogus
+	expect 2 "unexpected argument 'extra'" "$TOP/sockbypass" extra
+	expect 2 "not an absolute path" "$TOP/sockbypass" --pin-dir relative/dir
+	expect 2 "empty path" "$TOP/sockbypass" --cgroup ""
+	expect 2 "path too long" "$TOP/sockbypass" --pin-dir "/$(head -c 5000 /dev/zero | tr '\0' a)"
+	expect 2 "not a number of seconds" "$TOP/sockbypass" --unload --timeout soon
+	expect 2 "not a size of at least 64K" "$TOP/sockbypass" --queue-limit 12
+	expect 2 "needs a path" "$TOP/load.sh" --pin-dir
+}
+
+test_not_root() {
+	local nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+	expect 3 "needs root.*sudo" "${nobody[@]}" "$TOP/sockbypass"
+	expect 3 "needs root.*sudo ./load.sh" "${nobody[@]}" "$TOP/load.sh"
+	expect 3 "needs root.*sudo ./unload.sh" "${nobody[@]}" "$TOP/unload.sh"
+	[ ! -e "$PIN" ] || fail "a failed non-root load left $PIN"
+}
+
+test_kernel_without_bpf() {
+	LD_PRELOAD="$TOP/.output/nobpf.so" expect 4 "kernel lacks sockops programs.*5.10" \
+		"$TOP/sockbypass" --cgroup "$CG" --pin-dir "$PIN"
+	[ ! -e "$PIN" ] || fail "left $PIN behind"
+}
+
+test_pin_dir_not_on_bpffs() {
+	mkdir -p "$TMP/plain"
+	expect 5 "not on a bpffs mount; mount it with 'mount -t bpf bpf $TMP/plain'" \
+		"$TOP/sockbypass" --cgroup "$CG" --pin-dir "$TMP/plain/sockbypass"
+	[ ! -e "$TMP/plain/sockbypass" ] || fail "left a pin dir behind"
+}
+
+test_bad_cgroup_paths() {
+	expect 6 "does-not-exist.*No such file.*--cgroup" \
+		"$TOP/sockbypass" --cgroup "$CG/does-not-exist" --pin-dir "$PIN"
+	expect 6 "not a cgroup v2 directory" "$TOP/sockbypass" --cgroup "$TMP" --pin-dir "$PIN"
+	touch "$TMP/file"
+	expect 6 "not a cgroup v2 directory" "$TOP/sockbypass" --cgroup "$TMP/file" --pin-dir "$PIN"
+	local v1
+	v1=$(awk '$3 == "cgroup" { print $2; exit }' /proc/mounts)
+	if [ -n "$v1" ]; then
+		expect 6 "cgroup v1 or another filesystem" "$TOP/sockbypass" --cgroup "$v1" --pin-dir "$PIN"
+	fi
+	[ ! -e "$PIN" ] || fail "a failed load left $PIN"
+}
+
+test_no_cgroup2_mounted() {
+	# in a mount namespace of its own, so the host keeps its cgroup2 mount
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	unshare -m --propagation private bash -c '
+		awk "\$3 == \"cgroup2\" { print \$2 }" /proc/mounts | while read -r m; do umount -l "$m"; done
+		"$1" --pin-dir "$2"' _ "$TOP/sockbypass" "$PIN" >"$TMP/out" 2>&1
+	local rc=$?
+	assert_eq "$rc" 6 "exit code without cgroup2"
+	grep -q "no cgroup v2 mount in /proc/mounts" "$TMP/out" || fail "message: $(cat "$TMP/out")"
+}
+
+test_already_loaded_and_not_loaded() {
+	load
+	expect 0 "already loaded" "$TOP/load.sh" --cgroup "$CG" --pin-dir "$PIN"
+	unload
+	grep -q "unloaded" "$TMP/unload.out" || fail "unload said: $(cat "$TMP/unload.out")"
+	expect 0 "not loaded" "$TOP/unload.sh" --pin-dir "$PIN"
+}
+
+test_partial_state_refused() {
+	load
+	# a crash between pins leaves maps but no link: load must not pile on top
+	rm "$PIN/sb_sockops_link"
+	expect 7 "unfinished load or unload; run 'unload.sh --pin-dir $PIN'" \
+		"$TOP/load.sh" --cgroup "$CG" --pin-dir "$PIN"
+	unload
+	[ ! -e "$PIN" ] || fail "unload left $PIN"
+}
+
+test_bpffs_missing_load_sh_mounts_it() {
+	# private mount namespace: /sys/fs/bpf here is ours to unmount and remount
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	unshare -m --propagation private bash -c '
+		while [ "$(stat -f -c %T /sys/fs/bpf)" = bpf_fs ]; do umount -l /sys/fs/bpf; done
+		"$1/load.sh" --cgroup "$2" && [ "$(stat -f -c %T /sys/fs/bpf)" = bpf_fs ] &&
+			[ -e /sys/fs/bpf/sockbypass/sb_sockops_link ] && "$1/unload.sh"' \
+		_ "$TOP" "$CG" >"$TMP/out" 2>&1 || fail "load.sh did not mount bpffs: $(cat "$TMP/out")"
+	grep -q "sockbypass loaded" "$TMP/out" || fail "no load message: $(cat "$TMP/out")"
+	grep -q "sockbypass unloaded" "$TMP/out" || fail "no unload message: $(cat "$TMP/out")"
+}

@@ -1,0 +1,15 @@
+# shellcheck shell=bash
+# Static checks that need no root.
+
+# no-root: test_shellcheck_clean
+test_shellcheck_clean() {
+	cd "$TOP" || fail "no $TOP"
+	shellcheck ./*.sh test/*.sh .ci/run || fail "shellcheck found problems"
+}
+
+# no-root: test_build_has_no_warnings
+test_build_has_no_warnings() {
+	local out
+	out=$(make -C "$TOP" -B -s sockbypass .output/tcpcheck .output/nobpf.so 2>&1 | grep -iE 'warning|error')
+	[ -z "$out" ] || fail "compiler warnings: $out"
+}
