@@ -229,6 +229,7 @@ insert_self(struct bpf_sock_ops *skops, __u64 cookie)
 	if (!st)
 		return NULL;
 	st->cookie = cookie;
+	st->tcp_seq = skops->snd_nxt; /* == write_seq: nothing queued at ESTABLISHED */
 	if (bpf_sock_hash_update(skops, &sb_sockhash, &cookie, BPF_NOEXIST))
 		return NULL;
 	/* STATE_CB lets us forget the pair when the socket closes */
@@ -372,24 +373,14 @@ int sb_sockops(struct bpf_sock_ops *skops)
 
 /* ---- sk_msg: redirect to the peer, or pass to TCP for good ------------- */
 
-static __always_inline int pass(__u32 size)
+/* Send this message through TCP. The peer reads redirected bytes before TCP
+ * bytes, so going from redirect to TCP keeps order at any time. */
+static __always_inline int pass(__u32 reason, __u32 size)
 {
+	count(reason, 1);
 	count(SB_C_PASSED_MSGS, 1);
 	count(SB_C_PASSED_BYTES, size);
 	return SK_PASS;
-}
-
-/*
- * Send this message through TCP, and the next ones until can_resume(). The
- * peer reads redirected bytes before TCP bytes, so moving from redirect to
- * TCP keeps order at any time; only the way back needs care.
- */
-static __always_inline int fall_back(struct sb_sock_state *st, __u32 reason, __u32 size)
-{
-	/* sk_msg runs under the sender's socket lock: a plain store is enough */
-	st->flags |= SB_F_ON_TCP;
-	count(reason, 1);
-	return pass(size);
 }
 
 /* Would one more message put the peer's unread queue over its limit? */
@@ -404,25 +395,22 @@ static __always_inline int peer_backlogged(struct sock___sb *peer, __u64 limit)
 }
 
 /*
- * A direction that fell back to TCP may be redirected again once that cannot
- * reorder or strand bytes: the peer has read every byte this socket gave TCP
- * (so its TCP queue is empty and nothing is in flight), and no reader sits in
- * tcp_recvmsg(), which waits for TCP data only. Such a reader holds the socket
- * lock, or has a wait queue entry from before it released it, so "lock free
- * and nobody waiting" rules it out; the next reader goes through the sockmap
- * path, which reads the redirected bytes first.
+ * After TCP carried bytes of this direction, redirecting again is safe once
+ * it can neither overtake nor strand a byte: the peer has read every byte
+ * this socket gave TCP (its TCP queue is empty, nothing in flight), and no
+ * reader sits in tcp_recvmsg(), which waits for TCP data only. Such a reader
+ * holds the socket lock, or has a wait queue entry from before it released
+ * it, so "lock free and nobody waiting" rules it out; the next reader takes
+ * the sockmap path, which reads redirected bytes first.
  */
-static __always_inline bool can_resume(struct sk_msg_md *msg, struct sock___sb *peer)
+static __always_inline bool tcp_drained(struct tcp_sock___sb *me, struct sock___sb *peer)
 {
-	struct tcp_sock___sb *me = (void *)bpf_skc_to_tcp_sock(msg->sk);
 	struct tcp_sock___sb *ptp = (void *)peer;
 	struct socket_wq___sb *wq = NULL;
 	__u32 copied = 0;
 	void *next = NULL;
 	int owned = 1;
 
-	if (!me)
-		return false;
 	read_kernel(copied, &ptp->copied_seq);
 	if (copied != me->write_seq)
 		return false;
@@ -440,6 +428,7 @@ SEC("sk_msg")
 int sb_sk_msg(struct sk_msg_md *msg)
 {
 	__u32 zero = 0, size = msg->size;
+	struct tcp_sock___sb *me;
 	struct sb_sock_state *st;
 	struct sb_config *cfg;
 	struct sb_peer *peer;
@@ -448,31 +437,35 @@ int sb_sk_msg(struct sk_msg_md *msg)
 	if (!msg->sk)
 		return SK_PASS;
 	st = bpf_sk_storage_get(&sb_state, msg->sk, 0, 0);
-	if (!st) {
-		count(SB_C_FALLBACK_NO_STATE, 1);
-		return SK_PASS;
-	}
+	if (!st)
+		return pass(SB_C_FALLBACK_NO_STATE, size);
 	cfg = bpf_map_lookup_elem(&sb_config, &zero);
 	if (!cfg || !cfg->enabled)
-		return fall_back(st, SB_C_FALLBACK_DISABLED, size);
+		return pass(SB_C_FALLBACK_DISABLED, size);
 
 	if (!st->peer.cookie) {
 		peer = bpf_map_lookup_elem(&sb_pairs, &st->cookie);
 		if (!peer)
-			return fall_back(st, SB_C_FALLBACK_UNPAIRED, size);
+			return pass(SB_C_FALLBACK_UNPAIRED, size);
 		st->peer = *peer;
 	}
+	me = (void *)bpf_skc_to_tcp_sock(msg->sk);
+	if (!me)
+		return pass(SB_C_FALLBACK_NO_STATE, size);
 	psk = (void *)st->peer.sk;
-	if (st->flags & SB_F_ON_TCP) {
-		if (!can_resume(msg, psk))
-			return pass(size);
-		st->flags &= ~SB_F_ON_TCP;
+	/* TCP carried bytes since we last looked (a fallback, or a write that
+	 * went to TCP outside sk_msg, as a TCP Fast Open connect can) */
+	if (me->write_seq != st->tcp_seq) {
+		if (!tcp_drained(me, psk))
+			return pass(SB_C_FALLBACK_TCP_BUSY, size);
+		/* sk_msg runs under the sender's socket lock: plain stores suffice */
+		st->tcp_seq = me->write_seq;
 		count(SB_C_RESUMED, 1);
 	}
 	if (peer_backlogged(psk, cfg->queue_limit))
-		return fall_back(st, SB_C_FALLBACK_BACKLOG, size);
+		return pass(SB_C_FALLBACK_BACKLOG, size);
 	if (bpf_msg_redirect_hash(msg, &sb_sockhash, &st->peer.cookie, BPF_F_INGRESS) != SK_PASS)
-		return fall_back(st, SB_C_FALLBACK_REDIRECT, size);
+		return pass(SB_C_FALLBACK_REDIRECT, size);
 	count(SB_C_REDIRECTED_MSGS, 1);
 	count(SB_C_REDIRECTED_BYTES, size);
 	return SK_PASS;

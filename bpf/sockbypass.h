@@ -55,14 +55,15 @@ struct sb_peer {
 };
 
 /* Per-socket state in socket-local storage. */
-enum sb_sock_flags {
-	SB_F_ON_TCP = 1, /* this direction goes through TCP until redirecting is safe again */
-};
-
 struct sb_sock_state {
 	__u64 cookie;  /* this socket's cookie (sk_msg cannot ask the kernel for it) */
 	struct sb_peer peer; /* cached from sb_pairs once paired; cookie 0 = not yet */
-	__u32 flags;   /* enum sb_sock_flags, set by sk_msg only */
+	/*
+	 * This socket's write_seq when its TCP byte stream was last known to be
+	 * fully read by the peer. write_seq moves only for bytes given to TCP,
+	 * so while it stays here, redirecting cannot overtake a TCP byte.
+	 */
+	__u32 tcp_seq;
 	__u32 pad;
 	struct sb_pending_key pending; /* what the client published, to forget at close */
 };
@@ -88,12 +89,14 @@ enum sb_counter {
 	SB_C_REDIRECTED_BYTES,
 	SB_C_PASSED_MSGS,        /* messages sent through TCP by sockets in the map */
 	SB_C_PASSED_BYTES,
-	SB_C_FALLBACK_UNPAIRED,  /* first send found no peer (raced setup, peer gone) */
+	/* messages sent through TCP, by reason */
+	SB_C_FALLBACK_UNPAIRED,  /* no peer (yet): raced setup, or the peer is gone */
 	SB_C_FALLBACK_DISABLED,  /* bypass turned off (unload) */
 	SB_C_FALLBACK_BACKLOG,   /* peer's unread queue over its limit */
 	SB_C_FALLBACK_REDIRECT,  /* redirect refused by the kernel */
 	SB_C_FALLBACK_NO_STATE,  /* socket without storage (inserted by someone else) */
-	SB_C_RESUMED,            /* directions redirected again after a fallback */
+	SB_C_FALLBACK_TCP_BUSY,  /* earlier TCP bytes not all read yet, or a reader in tcp_recvmsg */
+	SB_C_RESUMED,            /* directions redirected again after TCP carried some bytes */
 	SB_C_NR,
 };
 
@@ -102,7 +105,7 @@ enum sb_counter {
 	"skip_payload", "skip_unpaired", "skip_conflict", "redirected_msgs", \
 	"redirected_bytes", "passed_msgs", "passed_bytes",                  \
 	"fallback_unpaired", "fallback_disabled", "fallback_backlog",      \
-	"fallback_redirect", "fallback_no_state", "resumed"
+	"fallback_redirect", "fallback_no_state", "fallback_tcp_busy", "resumed"
 
 /* One record per socket in the SOCKHASH, written by the drain iterator. */
 struct sb_drain_rec {

@@ -27,7 +27,8 @@
 
 static struct {
 	bool listen, tfo, defer, peek, fionread, waitall, eagain_fatal;
-	const char *addr, *port, *ready_file;
+	const char *addr, *port, *ready_file, *bind_port;
+	unsigned long long seed;
 	unsigned long long send_bytes, recv_bytes;
 	size_t wchunk, rchunk;
 	long read_delay_us, read_start_ms, send_start_ms;
@@ -36,7 +37,7 @@ static struct {
 /* The stream: byte i of direction d. Cheap, position-dependent, not periodic at 256. */
 static inline unsigned char pattern(int dir, unsigned long long i)
 {
-	unsigned long long x = i * 0x9E3779B97F4A7C15ULL + (dir ? 0x5bd1e995 : 0);
+	unsigned long long x = i * 0x9E3779B97F4A7C15ULL + (dir ? 0x5bd1e995 : 0) + o.seed * 0xff51afd7ULL;
 
 	return (unsigned char)((x >> 29) ^ (x >> 47) ^ (i >> 8));
 }
@@ -130,10 +131,29 @@ out:
 	return NULL;
 }
 
-static int send_all(int fd, int dir, const struct addrinfo *tfo_to)
+static unsigned long long sent;
+
+/* TCP Fast Open: connect with the first chunk in the SYN. */
+static int fastopen_connect(int fd, const struct addrinfo *to)
+{
+	size_t len = o.wchunk < o.send_bytes ? o.wchunk : o.send_bytes;
+	unsigned char *buf = malloc(len + 1);
+	ssize_t n;
+
+	for (size_t i = 0; i < len; i++)
+		buf[i] = pattern(0, i);
+	n = sendto(fd, buf, len, MSG_FASTOPEN, to->ai_addr, to->ai_addrlen);
+	free(buf);
+	if (n < 0)
+		die("sendto MSG_FASTOPEN");
+	sent = (size_t)n;
+	return 0;
+}
+
+static int send_all(int fd, int dir)
 {
 	unsigned char *buf = malloc(o.wchunk);
-	unsigned long long pos = 0;
+	unsigned long long pos = sent;
 
 	if (o.send_start_ms)
 		sleep_us(o.send_start_ms * 1000);
@@ -145,12 +165,7 @@ static int send_all(int fd, int dir, const struct addrinfo *tfo_to)
 			len = o.send_bytes - pos;
 		for (size_t i = 0; i < len; i++)
 			buf[i] = pattern(dir, pos + i);
-		if (tfo_to) {
-			n = sendto(fd, buf, len, MSG_FASTOPEN, tfo_to->ai_addr, tfo_to->ai_addrlen);
-			tfo_to = NULL;
-		} else {
-			n = send(fd, buf, len, MSG_NOSIGNAL);
-		}
+		n = send(fd, buf, len, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -186,8 +201,10 @@ static int run(int fd, int dir, const struct addrinfo *tfo_to)
 	pthread_t t;
 	int err;
 
+	if (tfo_to)
+		fastopen_connect(fd, tfo_to); /* before the reader: recv needs a connection */
 	pthread_create(&t, NULL, reader, &s);
-	err = send_all(fd, dir, tfo_to);
+	err = send_all(fd, dir);
 	pthread_join(t, NULL);
 	close(fd);
 	if (!err && !s.result)
@@ -239,10 +256,21 @@ static int do_listen(void)
 static int do_connect(void)
 {
 	struct addrinfo *ai = resolve();
-	int fd = socket(ai->ai_family, SOCK_STREAM, 0), ret;
+	int fd = socket(ai->ai_family, SOCK_STREAM, 0), ret, one = 1;
 
 	if (fd < 0)
 		die("socket");
+	if (o.bind_port) { /* a fixed source port, for identical tuples in two netns */
+		struct sockaddr_storage ss = { .ss_family = ai->ai_family };
+
+		if (ai->ai_family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = htons(atoi(o.bind_port));
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons(atoi(o.bind_port));
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&ss, ai->ai_addrlen))
+			die("bind source port");
+	}
 	if (!o.tfo && connect(fd, ai->ai_addr, ai->ai_addrlen))
 		die("connect");
 	ret = run(fd, 0, o.tfo ? ai : NULL);
@@ -271,7 +299,7 @@ static void usage(void)
 	fputs("usage: tcpcheck [-l] [-a ADDR] [-p PORT] [-s SEND_BYTES] [-r RECV_BYTES]\n"
 	      "  [-w WRITE_CHUNK] [-R READ_CHUNK] [-d READ_DELAY_US] [-P READ_START_MS]\n"
 	      "  [-S SEND_START_MS] [-F tfo] [-D defer-accept] [-K peek] [-I fionread]\n"
-	      "  [-W waitall] [-E EAGAIN is fatal] [-f READY_FILE]\n", stderr);
+	      "  [-W waitall] [-E EAGAIN is fatal] [-f READY_FILE] [-k SEED] [-b SRC_PORT]\n", stderr);
 	exit(2);
 }
 
@@ -279,7 +307,7 @@ int main(int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "la:p:s:r:w:R:d:P:S:FDKIWEf:h")) != -1) {
+	while ((c = getopt(argc, argv, "la:p:s:r:w:R:d:P:S:FDKIWEf:k:b:h")) != -1) {
 		switch (c) {
 		case 'l': o.listen = true; break;
 		case 'a': o.addr = optarg; break;
@@ -298,6 +326,8 @@ int main(int argc, char **argv)
 		case 'W': o.waitall = true; break;
 		case 'E': o.eagain_fatal = true; break;
 		case 'f': o.ready_file = optarg; break;
+		case 'k': o.seed = num(optarg); break;
+		case 'b': o.bind_port = optarg; break;
 		default: usage();
 		}
 	}
