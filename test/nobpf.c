@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * LD_PRELOAD shim: makes bpf(2) fail with EINVAL for program loads and map
- * creation, as on a kernel built without BPF, sockmap or cgroup BPF. libbpf
- * calls bpf(2) through glibc's syscall(), which this replaces.
+ * creation, as on a kernel built without BPF, sockmap or cgroup BPF; or, with
+ * NOBPF_FAIL_CMD=N, only for bpf command N (e.g. 28, BPF_LINK_CREATE: the
+ * last step of a load). libbpf calls bpf(2) through glibc's syscall(), which
+ * this replaces.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <linux/bpf.h>
 
@@ -22,9 +25,14 @@ long syscall(long nr, ...)
 	for (i = 0; i < 6; i++)
 		a[i] = va_arg(ap, long);
 	va_end(ap);
-	if (nr == __NR_bpf && (a[0] == BPF_PROG_LOAD || a[0] == BPF_MAP_CREATE)) {
-		errno = EINVAL;
-		return -1;
+	if (nr == __NR_bpf) {
+		const char *only = getenv("NOBPF_FAIL_CMD");
+		int hit = only ? a[0] == atol(only) : (a[0] == BPF_PROG_LOAD || a[0] == BPF_MAP_CREATE);
+
+		if (hit) {
+			errno = EINVAL;
+			return -1;
+		}
 	}
 	if (!real)
 		real = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");

@@ -1,0 +1,75 @@
+# shellcheck shell=bash
+# Load, unload and reload: nothing left behind, and no stream harmed.
+
+attached() { bpftool cgroup show "$CG" 2>/dev/null | grep -c sock_ops; }
+
+test_load_unload_twice_leaves_nothing() {
+	local round
+	for round in 1 2; do
+		load
+		assert_eq "$(attached)" 1 "sockops attached after load $round"
+		[ -e "$PIN/sb_sockhash" ] || fail "no map pinned after load $round"
+		unload
+		assert_eq "$(attached)" 0 "sockops attached after unload $round"
+		[ ! -e "$PIN" ] || fail "pins left after unload $round: $(ls "$PIN")"
+	done
+	"$TOP/unload.sh" --pin-dir "$PIN" >"$TMP/out" 2>&1 || fail "second unload failed"
+	grep -q "not loaded" "$TMP/out" || fail "second unload said: $(cat "$TMP/out")"
+}
+
+test_failure_at_last_step_unwinds_everything() {
+	mkdir -p "$PIN"
+	# BPF_LINK_CREATE (28) fails: maps and programs were pinned by then
+	NOBPF_FAIL_CMD=28 LD_PRELOAD="$TOP/.output/nobpf.so" \
+		"$SB" --cgroup "$CG" --pin-dir "$PIN" >"$TMP/out" 2>&1 && fail "load succeeded"
+	grep -q "attach sockops to cgroup" "$TMP/out" || fail "message: $(cat "$TMP/out")"
+	assert_eq "$(find "$PIN" -mindepth 1 | wc -l)" 0 "pins left after a failed load"
+	assert_eq "$(attached)" 0 "programs attached after a failed load"
+	load # and a normal load works right after
+	unload
+}
+
+test_connection_open_before_load_keeps_working() {
+	server -a 127.0.0.1 -p 7700 -s 8M -r 24M -d 2000
+	"$TCPCHECK" -a 127.0.0.1 -p 7700 -s 24M -r 8M -w 16K >"$TMP/client.out" 2>&1 &
+	local client=$!
+	sleep 0.3
+	load # mid-stream: this connection was established before, it stays on TCP
+	wait "$client" || fail "client side broke: $(cat "$TMP/client.out")"
+	wait "$SERVER_PID" || fail "server side broke"
+	assert_eq "$(counter inserted)" 0 "sockets of a connection older than the load"
+}
+
+# A 100 MiB checksummed stream to a slow reader; unload and reload mid-way.
+test_unload_and_reload_mid_transfer_loses_nothing() {
+	load
+	server -a 127.0.0.1 -p 7800 -s 0 -r 100M -R 256K -d 3000
+	"$TCPCHECK" -a 127.0.0.1 -p 7800 -s 100M -r 0 -w 64K >"$TMP/client.out" 2>&1 &
+	local client=$!
+	sleep 1
+	local queued
+	queued=$(counter unread_bytes)
+	assert_gt "$queued" 0 "unread bypassed bytes before the unload (the case needs some)"
+	unload --timeout 20
+	load
+	wait "$client" || fail "client side broke: $(cat "$TMP/client.out")"
+	wait "$SERVER_PID" || fail "server side broke: bytes lost or reordered across unload/reload"
+	unload
+}
+
+test_unload_waits_for_a_reader_that_does_not_read() {
+	load
+	server -a ::1 -p 7900 -s 0 -r 20M -P 4000
+	"$TCPCHECK" -a ::1 -p 7900 -s 20M -r 0 >"$TMP/client.out" 2>&1 &
+	local client=$!
+	sleep 1
+	"$TOP/unload.sh" --pin-dir "$PIN" --timeout 1 >"$TMP/out" 2>&1
+	assert_eq "$?" 9 "exit code of an unload that must wait"
+	grep -q "still hold .* unread bypassed bytes.*nothing is lost" "$TMP/out" ||
+		fail "message: $(cat "$TMP/out")"
+	assert_eq "$(attached)" 0 "sockops attached while draining"
+	wait "$client" || fail "client side broke: $(cat "$TMP/client.out")"
+	wait "$SERVER_PID" || fail "server side broke"
+	unload
+	[ ! -e "$PIN" ] || fail "pins left after the second unload"
+}
