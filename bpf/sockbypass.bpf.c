@@ -94,8 +94,9 @@ static __always_inline void count(__u32 idx, __u64 n)
 
 /*
  * Kernel-internal fields, read through BTF (CO-RE) with bpf_probe_read_kernel:
- * how much a peer has not read yet (the kernel charges redirected bytes to no
- * UAPI field) and whether a reader may be waiting inside tcp_recvmsg().
+ * how much a peer has not read yet (redirected bytes show in no UAPI field),
+ * how far it read its TCP stream, and whether a reader may be waiting inside
+ * tcp_recvmsg().
  */
 struct socket_lock___sb {
 	int owned;
@@ -114,7 +115,6 @@ struct socket_wq___sb {
 } __attribute__((preserve_access_index));
 
 struct sock___sb {
-	int sk_rcvbuf;
 	void *sk_user_data;
 	struct socket_lock___sb sk_lock;
 	struct socket_wq___sb *sk_wq;
@@ -383,14 +383,9 @@ static __always_inline int pass(__u32 reason, __u32 size)
 	return SK_PASS;
 }
 
-/* Would one more message put the peer's unread queue over its limit? */
-static __always_inline int peer_backlogged(struct sock___sb *peer, __u64 limit)
+/* Would one more message put the peer's unread queue over the limit? */
+static __always_inline bool peer_backlogged(struct sock___sb *peer, __u64 limit)
 {
-	int rcvbuf = 0;
-
-	read_kernel(rcvbuf, &peer->sk_rcvbuf);
-	if (rcvbuf > 0 && (__u64)rcvbuf > limit)
-		limit = rcvbuf;
 	return psock_queued(peer) > limit;
 }
 

@@ -72,7 +72,7 @@ struct sb_sock_state {
 struct sb_config {
 	__u32 enabled;
 	__u32 trace;       /* informational: the programs were built with tracing on */
-	__u64 queue_limit; /* a peer may hold at most max(this, its sk_rcvbuf) unread bytes */
+	__u64 queue_limit; /* unread redirected bytes a peer may hold; beyond, TCP carries */
 };
 
 /* Per-CPU counters, one array slot each. Keep sb_counter_names in step. */

@@ -31,7 +31,7 @@ static struct {
 	unsigned long long seed;
 	unsigned long long send_bytes, recv_bytes;
 	size_t wchunk, rchunk;
-	long read_delay_us, read_start_ms, send_start_ms;
+	long read_delay_us, read_start_ms, send_start_ms, send_gap_us;
 } o = { .wchunk = 65536, .rchunk = 65536, .port = "5555" };
 
 /* The stream: byte i of direction d. Cheap, position-dependent, not periodic at 256. */
@@ -174,6 +174,8 @@ static int send_all(int fd, int dir)
 			return 1;
 		}
 		pos += (size_t)n;
+		if (o.send_gap_us)
+			sleep_us(o.send_gap_us);
 	}
 	free(buf);
 	if (shutdown(fd, SHUT_WR))
@@ -298,7 +300,7 @@ static void usage(void)
 {
 	fputs("usage: tcpcheck [-l] [-a ADDR] [-p PORT] [-s SEND_BYTES] [-r RECV_BYTES]\n"
 	      "  [-w WRITE_CHUNK] [-R READ_CHUNK] [-d READ_DELAY_US] [-P READ_START_MS]\n"
-	      "  [-S SEND_START_MS] [-F tfo] [-D defer-accept] [-K peek] [-I fionread]\n"
+	      "  [-S SEND_START_MS] [-g SEND_GAP_US] [-F tfo] [-D defer-accept] [-K peek] [-I fionread]\n"
 	      "  [-W waitall] [-E EAGAIN is fatal] [-f READY_FILE] [-k SEED] [-b SRC_PORT]\n", stderr);
 	exit(2);
 }
@@ -307,7 +309,7 @@ int main(int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "la:p:s:r:w:R:d:P:S:FDKIWEf:k:b:h")) != -1) {
+	while ((c = getopt(argc, argv, "la:p:s:r:w:R:d:P:S:g:FDKIWEf:k:b:h")) != -1) {
 		switch (c) {
 		case 'l': o.listen = true; break;
 		case 'a': o.addr = optarg; break;
@@ -319,6 +321,7 @@ int main(int argc, char **argv)
 		case 'd': o.read_delay_us = (long)num(optarg); break;
 		case 'P': o.read_start_ms = (long)num(optarg); break;
 		case 'S': o.send_start_ms = (long)num(optarg); break;
+		case 'g': o.send_gap_us = (long)num(optarg); break;
 		case 'F': o.tfo = true; break;
 		case 'D': o.defer = true; break;
 		case 'K': o.peek = true; break;

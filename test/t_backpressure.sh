@@ -1,0 +1,63 @@
+# shellcheck shell=bash
+# A receiver that stops reading must not pile up unbounded kernel memory.
+
+# max_unread SECONDS: the largest unread_bytes seen, sampled every 50 ms.
+max_unread() {
+	local max=0 q
+	for _ in $(seq $(($1 * 20))); do
+		q=$(counter unread_bytes)
+		[ "${q:-0}" -gt "$max" ] && max=$q
+		sleep 0.05
+	done
+	echo "$max"
+}
+
+test_non_reading_peer_stays_bounded() {
+	load --queue-limit 1M
+	# the server reads nothing for 3 s, then everything
+	server -a 127.0.0.1 -p 8200 -s 0 -r 100M -P 3000
+	"$TCPCHECK" -a 127.0.0.1 -p 8200 -s 100M -r 0 -w 64K >"$TMP/client.out" 2>&1 &
+	local client=$! max
+	max=$(max_unread 2)
+	# the limit, plus the one message that crossed it
+	[ "$max" -le $((1024 * 1024 + 256 * 1024)) ] || fail "unread bypassed bytes grew to $max"
+	assert_gt "$max" $((512 * 1024)) "unread bytes (the redirect did fill the queue)"
+	assert_gt "$(counter fallback_backlog)" 0 "fallbacks for a full queue"
+	wait "$client" || fail "client side broke: $(cat "$TMP/client.out")"
+	wait "$SERVER_PID" || fail "server side broke: bytes lost or reordered"
+}
+
+test_redirect_resumes_when_reader_caught_up() {
+	load --queue-limit 1M
+	# reader: away 1.5 s, then faster than the sender and mostly outside recv()
+	server -a 127.0.0.1 -p 8202 -s 0 -r 64M -P 1500 -R 256K -d 1000
+	"$TCPCHECK" -a 127.0.0.1 -p 8202 -s 64M -r 0 -w 64K -g 2000 >"$TMP/client.out" 2>&1 ||
+		fail "client side broke: $(cat "$TMP/client.out")"
+	wait "$SERVER_PID" || fail "server side broke: bytes lost or reordered"
+	assert_gt "$(counter fallback_backlog)" 0 "fallbacks for a full queue"
+	assert_gt "$(counter resumed)" 0 "directions redirected again once the reader caught up"
+}
+
+test_without_limit_the_queue_would_grow() {
+	# the same non-reader with the largest limit shows what the limit prevents
+	load --queue-limit 4G
+	server -a 127.0.0.1 -p 8201 -s 0 -r 100M -P 3000
+	"$TCPCHECK" -a 127.0.0.1 -p 8201 -s 100M -r 0 -w 64K >"$TMP/client.out" 2>&1 &
+	local client=$! max
+	max=$(max_unread 2)
+	assert_gt "$max" $((50 * 1024 * 1024)) "unread bytes with no effective limit"
+	wait "$client" || fail "client side broke: $(cat "$TMP/client.out")"
+	wait "$SERVER_PID" || fail "server side broke"
+}
+
+test_iperf3_bidir_bounded_and_complete() {
+	load --queue-limit 4M
+	bg iperf3 -s -1 -p 5201 >"$TMP/iperf-s.out" 2>&1
+	sleep 0.5
+	iperf3 -c 127.0.0.1 -p 5201 -t 3 --bidir >"$TMP/iperf.out" 2>&1 &
+	local client=$! max
+	max=$(max_unread 2)
+	wait "$client" || fail "iperf3 --bidir failed: $(tail -5 "$TMP/iperf.out")"
+	[ "$max" -le $((2 * (4 + 1) * 1024 * 1024)) ] || fail "unread bypassed bytes grew to $max"
+	grep -q "receiver" "$TMP/iperf.out" || fail "no iperf3 summary: $(tail -5 "$TMP/iperf.out")"
+}

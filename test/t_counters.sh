@@ -1,0 +1,39 @@
+# shellcheck shell=bash
+# The counters say exactly what the traffic was, and the maps do not leak.
+
+map_count() { bpftool -j map dump pinned "$PIN/$1" | grep -o '"key":' | wc -l; }
+
+test_counters_match_traffic() {
+	load
+	server -a 127.0.0.1 -p 8000 -s 0 -r 1000000
+	"$TCPCHECK" -a 127.0.0.1 -p 8000 -s 1000000 -w 1000 -r 0 >/dev/null || fail "transfer"
+	wait "$SERVER_PID" || fail "server side broke"
+	assert_eq "$(counter hints)" 1 "SYNs seen by our listener"
+	assert_eq "$(counter inserted)" 2 "sockets inserted"
+	assert_eq "$(counter paired)" 1 "pairs"
+	assert_eq "$(counter redirected_msgs)" 1000 "redirected messages (one per 1000-byte write)"
+	assert_eq "$(counter redirected_bytes)" 1000000 "redirected bytes"
+	assert_eq "$(counter passed_bytes)" 0 "bytes sent through TCP"
+	assert_eq "$(counter insert_failed)" 0 "insert failures"
+}
+
+test_maps_empty_after_connections_close() {
+	load
+	local i
+	for i in $(seq 20); do
+		server -a ::1 -p $((8100 + i)) -s 10K -r 10K
+		"$TCPCHECK" -a ::1 -p $((8100 + i)) -s 10K -r 10K >/dev/null || fail "transfer $i"
+		wait "$SERVER_PID" || fail "server $i"
+	done
+	assert_eq "$(counter paired)" 20 "pairs"
+	sleep 0.2
+	assert_eq "$(counter sockets)" 0 "sockets left in the SOCKHASH"
+	assert_eq "$(map_count sb_pairs)" 0 "entries left in sb_pairs"
+	assert_eq "$(map_count sb_pending)" 0 "entries left in sb_pending"
+}
+
+test_status_when_not_loaded() {
+	"$SB" --status --pin-dir "$PIN" >"$TMP/out" 2>&1
+	assert_eq "$?" 7 "status exit code when not loaded"
+	grep -q "loaded: no" "$TMP/out" || fail "status said: $(cat "$TMP/out")"
+}
