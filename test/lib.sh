@@ -105,18 +105,27 @@ wait_file() {
 }
 
 # tcpcheck server in the background, listening when this returns.
+# With IN_NS set, it runs inside that network namespace.
 server() {
 	local ready="$TMP/ready.$RANDOM"
-	bg "$TCPCHECK" -l -f "$ready" "$@"
+	bg ${IN_NS:+ip netns exec "$IN_NS"} "$TCPCHECK" -l -f "$ready" "$@"
 	SERVER_PID=$!
 	wait_file "$ready"
 }
 
+# outside_cgroup CMD...: run CMD from the cgroup the test started in.
+outside_cgroup() {
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$ORIG_CG" "$@"
+}
+
 # capture_start IFACE [FILTER]: tcpdump into $TMP/cap.pcap, ready when it returns.
+# With CAP_NS set, it captures inside that network namespace.
 capture_start() {
 	local iface=$1
 	shift
-	tcpdump -i "$iface" -nn -U -w "$TMP/cap.pcap" "$@" 2>"$TMP/tcpdump.err" &
+	${CAP_NS:+ip netns exec "$CAP_NS"} tcpdump -i "$iface" -nn -U -w "$TMP/cap.pcap" "$@" \
+		2>"$TMP/tcpdump.err" &
 	CAP_PID=$!
 	PIDS+=("$CAP_PID")
 	for _ in $(seq 50); do

@@ -42,11 +42,11 @@ test_connection_open_before_load_keeps_working() {
 
 # A 100 MiB checksummed stream to a slow reader; unload and reload mid-way.
 test_unload_and_reload_mid_transfer_loses_nothing() {
-	load
+	load --queue-limit 1G # the whole stream fits: plenty unread at the unload
 	server -a 127.0.0.1 -p 7800 -s 0 -r 100M -R 256K -d 3000
 	"$TCPCHECK" -a 127.0.0.1 -p 7800 -s 100M -r 0 -w 64K >"$TMP/client.out" 2>&1 &
 	local client=$!
-	sleep 1
+	sleep 0.7
 	local queued
 	queued=$(counter unread_bytes)
 	assert_gt "$queued" 0 "unread bypassed bytes before the unload (the case needs some)"

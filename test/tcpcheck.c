@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -20,13 +21,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 static struct {
-	bool listen, tfo, defer, peek, fionread, waitall, eagain_fatal;
+	bool listen, tfo, defer, peek, fionread, waitall, eagain_fatal, splice_read;
+	long timer_us;
 	const char *addr, *port, *ready_file, *bind_port;
 	unsigned long long seed;
 	unsigned long long send_bytes, recv_bytes;
@@ -57,6 +61,42 @@ static void sleep_us(long us)
 }
 
 struct side { int fd; int dir; int result; unsigned long long done, eagain; };
+
+/* Read through a pipe with splice(2), as proxies and sendfile-style servers do. */
+static ssize_t splice_recv(int fd, unsigned char *buf, size_t len)
+{
+	static int pipefd[2] = { -1, -1 };
+	ssize_t n, got = 0;
+
+	if (pipefd[0] < 0 && pipe(pipefd))
+		die("pipe");
+	n = splice(fd, NULL, pipefd[1], NULL, len, SPLICE_F_MOVE);
+	if (n <= 0)
+		return n;
+	while (got < n) {
+		ssize_t r = read(pipefd[0], buf + got, (size_t)(n - got));
+
+		if (r <= 0)
+			die("read pipe");
+		got += r;
+	}
+	return got;
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* A periodic SIGALRM with SA_RESTART: blocking calls must restart, not fail. */
+static void start_timer(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
+	struct itimerval it = { { 0, o.timer_us }, { 0, o.timer_us } };
+
+	sigaction(SIGALRM, &sa, NULL);
+	setitimer(ITIMER_REAL, &it, NULL);
+}
 
 static void *reader(void *arg)
 {
@@ -90,7 +130,10 @@ static void *reader(void *arg)
 			if (np < 0 && errno == EINTR)
 				continue;
 		}
-		n = recv(s->fd, buf, o.rchunk, flags);
+		if (o.splice_read)
+			n = splice_recv(s->fd, buf, o.rchunk);
+		else
+			n = recv(s->fd, buf, o.rchunk, flags);
 		if (n < 0 && errno == EINTR)
 			continue;
 		/* a blocking socket should never say EAGAIN; bypassed ones do (README) */
@@ -300,7 +343,7 @@ static void usage(void)
 {
 	fputs("usage: tcpcheck [-l] [-a ADDR] [-p PORT] [-s SEND_BYTES] [-r RECV_BYTES]\n"
 	      "  [-w WRITE_CHUNK] [-R READ_CHUNK] [-d READ_DELAY_US] [-P READ_START_MS]\n"
-	      "  [-S SEND_START_MS] [-g SEND_GAP_US] [-F tfo] [-D defer-accept] [-K peek] [-I fionread]\n"
+	      "  [-S SEND_START_MS] [-g SEND_GAP_US] [-T TIMER_US] [-X splice reads] [-F tfo] [-D defer-accept] [-K peek] [-I fionread]\n"
 	      "  [-W waitall] [-E EAGAIN is fatal] [-f READY_FILE] [-k SEED] [-b SRC_PORT]\n", stderr);
 	exit(2);
 }
@@ -309,7 +352,7 @@ int main(int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "la:p:s:r:w:R:d:P:S:g:FDKIWEf:k:b:h")) != -1) {
+	while ((c = getopt(argc, argv, "la:p:s:r:w:R:d:P:S:g:T:XFDKIWEf:k:b:h")) != -1) {
 		switch (c) {
 		case 'l': o.listen = true; break;
 		case 'a': o.addr = optarg; break;
@@ -322,6 +365,8 @@ int main(int argc, char **argv)
 		case 'P': o.read_start_ms = (long)num(optarg); break;
 		case 'S': o.send_start_ms = (long)num(optarg); break;
 		case 'g': o.send_gap_us = (long)num(optarg); break;
+		case 'T': o.timer_us = (long)num(optarg); break;
+		case 'X': o.splice_read = true; break;
 		case 'F': o.tfo = true; break;
 		case 'D': o.defer = true; break;
 		case 'K': o.peek = true; break;
@@ -334,7 +379,10 @@ int main(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (optind != argc || !o.wchunk || !o.rchunk || (!o.listen && !o.addr))
+	if (optind != argc || !o.wchunk || !o.rchunk || (!o.listen && !o.addr) ||
+	    o.timer_us >= 1000000)
 		usage();
+	if (o.timer_us)
+		start_timer();
 	return o.listen ? do_listen() : do_connect();
 }

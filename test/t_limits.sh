@@ -1,0 +1,31 @@
+# shellcheck shell=bash
+# Kernel limits the README documents: these tests pin down the documented
+# behaviour, so a kernel that fixes them (or a change that hides them) shows.
+
+test_blocking_recv_returns_eagain_on_signals() {
+	server -a 127.0.0.1 -p 9600 -s 0 -r 2M -R 64K -T 1000 >"$TMP/plain.out"
+	"$TCPCHECK" -a 127.0.0.1 -p 9600 -s 2M -r 0 -w 8K -g 3000 >/dev/null || fail "client"
+	wait "$SERVER_PID" || fail "server (plain TCP)"
+	grep -q "eagain=0" "$TMP/plain.out" || fail "plain TCP said EAGAIN: $(cat "$TMP/plain.out")"
+	load
+	server -a 127.0.0.1 -p 9601 -s 0 -r 2M -R 64K -T 1000 >"$TMP/bypass.out"
+	"$TCPCHECK" -a 127.0.0.1 -p 9601 -s 2M -r 0 -w 8K -g 3000 >/dev/null || fail "client"
+	wait "$SERVER_PID" || fail "server (bypassed)"
+	local n
+	n=$(sed -n 's/.*eagain=\([0-9]*\).*/\1/p' "$TMP/bypass.out")
+	assert_gt "${n:-0}" 0 "EAGAINs of a blocking bypassed reader with a 1 ms timer (documented)"
+	echo "plain TCP: 0 EAGAIN; bypassed: $n EAGAIN in 256 reads"
+}
+
+test_splice_reader_needs_to_stay_outside_the_cgroup() {
+	load
+	# documented: a splice(2) reader of a bypassed socket sees no data, only EOF
+	server -a 127.0.0.1 -p 9700 -s 0 -r 1M -X
+	"$TCPCHECK" -a 127.0.0.1 -p 9700 -s 1M -r 0 >/dev/null || fail "client"
+	wait "$SERVER_PID" && fail "a splice reader of a bypassed socket got its data: update the README"
+	# the remedy the README gives: keep such a program out of the covered cgroup
+	bg outside_cgroup "$TCPCHECK" -l -f "$TMP/ready" -a 127.0.0.1 -p 9701 -s 0 -r 1M -X
+	wait_file "$TMP/ready"
+	"$TCPCHECK" -a 127.0.0.1 -p 9701 -s 1M -r 0 >/dev/null || fail "client"
+	wait "${PIDS[-1]}" || fail "splice reader outside the cgroup lost data"
+}
