@@ -47,12 +47,16 @@ struct {
 	__type(value, struct sb_peer);
 } sb_pairs SEC(".maps");
 
-/* Tuples of SYNs our listeners accepted: "the server of this client is ours". */
+/*
+ * Tuples of SYNs our listeners answered, with how many are not yet claimed
+ * by their client: "the server of this client is ours". A count, not a flag,
+ * so that identical tuples in two namespaces at once are both found.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SB_PENDING_MAX);
 	__type(key, struct sb_tuple);
-	__type(value, __u8);
+	__type(value, __u64);
 } sb_hints SEC(".maps");
 
 /* Clients waiting for their server: sequence numbers -> client (cookie 0 = conflict). */
@@ -192,17 +196,27 @@ static __always_inline int client_tuple(struct bpf_sock_ops *skops, struct sb_tu
  * IPv4 fields, so an AF_INET6 request records both readings; the wrong one is
  * a harmless LRU entry, and sequence numbers decide the pairing anyway.
  */
+static __always_inline void add_hint(struct sb_tuple *t)
+{
+	__u64 one = 1, *n;
+
+	if (bpf_map_update_elem(&sb_hints, t, &one, BPF_NOEXIST) == 0)
+		return;
+	n = bpf_map_lookup_elem(&sb_hints, t);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+}
+
 static __always_inline void record_hint(struct bpf_sock_ops *skops)
 {
 	struct sb_tuple t = {};
-	__u8 one = 1;
 
 	t.client_port = bpf_ntohl(skops->remote_port);
 	t.server_port = skops->local_port;
 	addr_v4mapped(t.client_addr, skops->remote_ip4);
 	addr_v4mapped(t.server_addr, skops->local_ip4);
 	if (skops->family == AF_INET || skops->remote_ip4)
-		bpf_map_update_elem(&sb_hints, &t, &one, BPF_ANY);
+		add_hint(&t);
 	if (skops->family == AF_INET6) {
 		t.client_addr[0] = skops->remote_ip6[0];
 		t.client_addr[1] = skops->remote_ip6[1];
@@ -212,7 +226,7 @@ static __always_inline void record_hint(struct bpf_sock_ops *skops)
 		t.server_addr[1] = skops->local_ip6[1];
 		t.server_addr[2] = skops->local_ip6[2];
 		t.server_addr[3] = skops->local_ip6[3];
-		bpf_map_update_elem(&sb_hints, &t, &one, BPF_ANY);
+		add_hint(&t);
 	}
 	count(SB_C_HINTS, 1);
 }
@@ -244,12 +258,15 @@ static __always_inline void client_established(struct bpf_sock_ops *skops)
 	struct sb_pending_key pk = {};
 	struct sb_sock_state *st;
 	struct sb_tuple t = {};
+	__u64 *hints = NULL;
 
-	if (client_tuple(skops, &t) || !bpf_map_lookup_elem(&sb_hints, &t)) {
+	if (!client_tuple(skops, &t))
+		hints = bpf_map_lookup_elem(&sb_hints, &t);
+	if (!hints || !*hints) {
 		count(SB_C_SKIP_NOT_LOCAL, 1);
 		return;
 	}
-	bpf_map_delete_elem(&sb_hints, &t);
+	__sync_fetch_and_add(hints, -1); /* this SYN is accounted for */
 	/* TCP Fast Open data already crossed the stack: leave it to TCP */
 	if (skops->data_segs_out || skops->bytes_received) {
 		count(SB_C_SKIP_PAYLOAD, 1);
