@@ -45,5 +45,8 @@ fi
 if ! "$here/sockbypass" --status --pin-dir "$pin_dir" 2>/dev/null | grep -q '^trace: on'; then
 	echo "Note: tracing is off (or sockbypass not loaded at $pin_dir): load with 'sudo ./load.sh --trace'" >&2
 fi
-trap 'exit 0' INT TERM
-grep --line-buffered 'sockbypass: ' "$tracefs/trace_pipe"
+# grep runs in the background so that Ctrl-C or kill ends this at once, with 0
+grep --line-buffered 'sockbypass: ' "$tracefs/trace_pipe" &
+reader=$!
+trap 'kill "$reader" 2>/dev/null; exit 0' INT TERM
+wait "$reader"
