@@ -36,6 +36,8 @@ enum sb_exit {
 	SB_EXIT_STATE = 7,     /* pin dir holds a partial or foreign state */
 	SB_EXIT_LOAD = 8,      /* the verifier or libbpf refused the programs */
 	SB_EXIT_DRAINING = 9,  /* unload: bypass off, but sockets still hold unread data */
+	/* 10 and 11 are load.sh's: missing packages, build failed */
+	SB_EXIT_NOT_LOADED = 12, /* --status: nothing loaded at the pin dir */
 };
 
 enum mode { MODE_LOAD, MODE_UNLOAD, MODE_STATUS };
@@ -92,7 +94,7 @@ static const char doc[] =
 	"2 bad usage, 3 not root, 4 kernel lacks BPF/sockmap support,\n"
 	"5 pin dir not on bpffs, 6 cgroup missing or not v2, 7 pin dir holds a\n"
 	"partial state, 8 programs refused by the kernel, 9 unload waiting for\n"
-	"readers to drain bypassed data (run it again).\n";
+	"readers to drain bypassed data (run it again), 12 --status: not loaded.\n";
 
 static const struct argp_option opts[] = {
 	{ "cgroup", 'c', "PATH", 0, "cgroup v2 directory to cover (default: cgroup2 root)", 0 },
@@ -630,7 +632,7 @@ static int do_status(void)
 
 	if (!pin_exists(SB_PIN_LINK) && !known_pins()) {
 		printf("loaded: no (nothing in %s)\n", env.pin_dir);
-		return SB_EXIT_STATE;
+		return SB_EXIT_NOT_LOADED;
 	}
 	printf("loaded: %s\npin_dir: %s\n", pin_exists(SB_PIN_LINK) ? "yes" : "draining",
 	       env.pin_dir);

@@ -34,6 +34,6 @@ test_maps_empty_after_connections_close() {
 
 test_status_when_not_loaded() {
 	"$SB" --status --pin-dir "$PIN" >"$TMP/out" 2>&1
-	assert_eq "$?" 7 "status exit code when not loaded"
+	assert_eq "$?" 12 "status exit code when not loaded"
 	grep -q "loaded: no" "$TMP/out" || fail "status said: $(cat "$TMP/out")"
 }
