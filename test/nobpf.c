@@ -3,14 +3,16 @@
  * LD_PRELOAD shim: makes bpf(2) fail with EINVAL for program loads and map
  * creation, as on a kernel built without BPF, sockmap or cgroup BPF; or, with
  * NOBPF_FAIL_CMD=N, only for bpf command N (e.g. 28, BPF_LINK_CREATE: the
- * last step of a load). libbpf calls bpf(2) through glibc's syscall(), which
- * this replaces.
+ * last step of a load), or with NOBPF_FAIL_PROG=NAME only for loading the
+ * program called NAME (as a verifier refusal would). libbpf calls bpf(2)
+ * through glibc's syscall(), which this replaces.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <linux/bpf.h>
 
@@ -26,11 +28,19 @@ long syscall(long nr, ...)
 		a[i] = va_arg(ap, long);
 	va_end(ap);
 	if (nr == __NR_bpf) {
-		const char *only = getenv("NOBPF_FAIL_CMD");
-		int hit = only ? a[0] == atol(only) : (a[0] == BPF_PROG_LOAD || a[0] == BPF_MAP_CREATE);
+		const char *only = getenv("NOBPF_FAIL_CMD"), *prog = getenv("NOBPF_FAIL_PROG");
+		const union bpf_attr *attr = (const void *)a[1];
+		int hit;
+
+		if (prog)
+			hit = a[0] == BPF_PROG_LOAD && !strncmp(attr->prog_name, prog, BPF_OBJ_NAME_LEN);
+		else if (only)
+			hit = a[0] == atol(only);
+		else
+			hit = a[0] == BPF_PROG_LOAD || a[0] == BPF_MAP_CREATE;
 
 		if (hit) {
-			errno = EINVAL;
+			errno = prog ? EACCES : EINVAL;
 			return -1;
 		}
 	}

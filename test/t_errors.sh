@@ -109,3 +109,34 @@ test_bpffs_missing_load_sh_mounts_it() {
 	grep -q "sockbypass loaded" "$TMP/out" || fail "no load message: $(cat "$TMP/out")"
 	grep -q "sockbypass unloaded" "$TMP/out" || fail "no unload message: $(cat "$TMP/out")"
 }
+
+test_programs_refused_by_the_kernel() {
+	NOBPF_FAIL_PROG=sb_sk_msg LD_PRELOAD="$TOP/.output/nobpf.so" expect 8 \
+		"kernel refused the BPF programs: Permission denied" \
+		"$SB" --cgroup "$CG" --pin-dir "$PIN"
+	[ ! -e "$PIN" ] || fail "a refused load left $PIN"
+}
+
+test_unexpected_failure_is_internal_error() {
+	# BPF_OBJ_PIN (6) fails: no user error, so exit 1 with the failing call named
+	NOBPF_FAIL_CMD=6 LD_PRELOAD="$TOP/.output/nobpf.so" expect 1 "^Error: pin .*/sb_sockhash: Invalid argument" \
+		"$SB" --cgroup "$CG" --pin-dir "$PIN"
+	[ ! -e "$PIN" ] || fail "a failed load left $PIN"
+}
+
+test_missing_packages_named() {
+	# a PATH with no compiler and no apt-get: load.sh must name the packages
+	mkdir -p "$TMP/bin"
+	local c
+	for c in bash dirname id env; do ln -s "$(command -v "$c")" "$TMP/bin/$c"; done
+	expect 10 "missing packages: clang bpftool make gcc pkg-config.*apt-get install" \
+		env PATH="$TMP/bin" "$TOP/load.sh" --cgroup "$CG" --pin-dir "$PIN"
+}
+
+test_build_failure_reported() {
+	# a copy of the sources, so the build really runs, with a compiler that fails
+	mkdir -p "$TMP/tree"
+	(cd "$TOP" && cp -r Makefile loader.c load.sh bpf "$TMP/tree/")
+	CLANG=false expect 11 "build failed; run 'make V=1'" \
+		"$TMP/tree/load.sh" --cgroup "$CG" --pin-dir "$PIN"
+}
