@@ -12,18 +12,24 @@ max_unread() {
 	echo "$max"
 }
 
+# stalled_stream PORT: 100 MiB to a server that reads nothing for 3 s; the
+# client runs in the background as $CLIENT.
+stalled_stream() {
+	server -a 127.0.0.1 -p "$1" -s 0 -r 100M -P 3000
+	"$TCPCHECK" -a 127.0.0.1 -p "$1" -s 100M -r 0 -w 64K >"$TMP/client.out" 2>&1 &
+	CLIENT=$!
+}
+
 test_non_reading_peer_stays_bounded() {
 	load --queue-limit 1M
-	# the server reads nothing for 3 s, then everything
-	server -a 127.0.0.1 -p 8200 -s 0 -r 100M -P 3000
-	"$TCPCHECK" -a 127.0.0.1 -p 8200 -s 100M -r 0 -w 64K >"$TMP/client.out" 2>&1 &
-	local client=$! max
+	stalled_stream 8200
+	local max
 	max=$(max_unread 2)
 	# the limit, plus the one message that crossed it
 	[ "$max" -le $((1024 * 1024 + 256 * 1024)) ] || fail "unread bypassed bytes grew to $max"
 	assert_gt "$max" $((512 * 1024)) "unread bytes (the redirect did fill the queue)"
 	assert_gt "$(counter fallback_backlog)" 0 "fallbacks for a full queue"
-	wait "$client" || fail "client side broke: $(cat "$TMP/client.out")"
+	wait "$CLIENT" || fail "client side broke: $(cat "$TMP/client.out")"
 	wait "$SERVER_PID" || fail "server side broke: bytes lost or reordered"
 }
 
@@ -41,12 +47,11 @@ test_redirect_resumes_when_reader_caught_up() {
 test_without_limit_the_queue_would_grow() {
 	# the same non-reader with the largest limit shows what the limit prevents
 	load --queue-limit 4G
-	server -a 127.0.0.1 -p 8201 -s 0 -r 100M -P 3000
-	"$TCPCHECK" -a 127.0.0.1 -p 8201 -s 100M -r 0 -w 64K >"$TMP/client.out" 2>&1 &
-	local client=$! max
+	stalled_stream 8201
+	local max
 	max=$(max_unread 2)
 	assert_gt "$max" $((50 * 1024 * 1024)) "unread bytes with no effective limit"
-	wait "$client" || fail "client side broke: $(cat "$TMP/client.out")"
+	wait "$CLIENT" || fail "client side broke: $(cat "$TMP/client.out")"
 	wait "$SERVER_PID" || fail "server side broke"
 }
 

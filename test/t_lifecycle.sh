@@ -73,3 +73,24 @@ test_unload_waits_for_a_reader_that_does_not_read() {
 	unload
 	[ ! -e "$PIN" ] || fail "pins left after the second unload"
 }
+
+test_reload_cycles_under_traffic() {
+	local pids=() cycle port pid
+	# every round starts two streams (both ways, paced) that are still running
+	# when the bypass is unloaded and loaded again; every one must arrive intact
+	for cycle in 1 2 3 4 5 6; do
+		load
+		for port in $((7950 + 2 * cycle)) $((7951 + 2 * cycle)); do
+			server -a 127.0.0.1 -p "$port" -s 24M -r 24M -R 32K -d 300
+			pids+=("$SERVER_PID")
+			"$TCPCHECK" -a 127.0.0.1 -p "$port" -s 24M -r 24M -w 16K -g 100 >/dev/null &
+			pids+=($!)
+		done
+		sleep 0.4
+		assert_gt "$(counter redirected_bytes)" 0 "redirected bytes in round $cycle"
+		unload --timeout 20
+	done
+	for pid in "${pids[@]}"; do
+		wait "$pid" || fail "a stream broke across load/unload cycles"
+	done
+}
