@@ -6,7 +6,8 @@
  *   sb_sockops  pairs the two ends of a local connection by their sequence
  *               numbers and puts both sockets into sb_sockhash;
  *   sb_sk_msg   hands each sendmsg() straight to the peer's receive queue,
- *               or to TCP, for good, once anything of that direction did;
+ *               or to TCP whenever redirecting could reorder, strand or
+ *               pile up bytes;
  *   sb_drain    lists the sockets and their unread bytes, so that unload
  *               removes a socket only when that cannot lose data.
  */
@@ -388,7 +389,7 @@ int sb_sockops(struct bpf_sock_ops *skops)
 	return 1;
 }
 
-/* ---- sk_msg: redirect to the peer, or pass to TCP for good ------------- */
+/* ---- sk_msg: redirect to the peer, or pass to TCP ----------------------- */
 
 /* Send this message through TCP. The peer reads redirected bytes before TCP
  * bytes, so going from redirect to TCP keeps order at any time. */
