@@ -23,13 +23,38 @@
 
 char LICENSE[] SEC("license") = "GPL"; /* bpf_printk is GPL-only */
 
-/* Set by the loader before load. */
+/* Set by the loader before load: with 0 the verifier drops every trace call. */
 const volatile __u32 sb_trace = 0;
 
-#define trace(fmt, ...)                                                \
-	do {                                                           \
-		if (sb_trace)                                          \
-			bpf_printk("sockbypass: " fmt, ##__VA_ARGS__); \
+static __always_inline bool v4mapped(const __u32 a[4])
+{
+	return a[0] == 0 && a[1] == 0 && a[2] == bpf_htonl(0xffff);
+}
+
+/*
+ * One trace line per socket event: what, the tuple (client -> server, or
+ * local -> remote for sk_msg), and the task that was running. For sockops
+ * events that is the task whose packet completed the handshake (on loopback
+ * often the client, also for a server's event); for sk_msg it is the sender.
+ */
+#define trace_tuple(what, t)                                                        \
+	do {                                                                        \
+		if (sb_trace) {                                                     \
+			char comm[16];                                              \
+			__u32 pid = bpf_get_current_pid_tgid() >> 32;               \
+                                                                                    \
+			bpf_get_current_comm(comm, sizeof(comm));                   \
+			if (v4mapped((t)->client_addr))                             \
+				bpf_printk("sockbypass: " what " %pI4:%u -> %pI4:%u pid %u %s", \
+					   &(t)->client_addr[3], (t)->client_port,  \
+					   &(t)->server_addr[3], (t)->server_port,  \
+					   pid, comm);                              \
+			else                                                        \
+				bpf_printk("sockbypass: " what " [%pI6]:%u -> [%pI6]:%u pid %u %s", \
+					   (t)->client_addr, (t)->client_port,      \
+					   (t)->server_addr, (t)->server_port,      \
+					   pid, comm);                              \
+		}                                                                   \
 	} while (0)
 
 /* Established sockets of paired connections, keyed by socket cookie. */
@@ -165,26 +190,34 @@ static __always_inline void addr_v4mapped(__u32 dst[4], __u32 v4)
 	dst[3] = v4;
 }
 
-/* The tuple of a client socket, as sb_hints keys it. */
-static __always_inline int client_tuple(struct bpf_sock_ops *skops, struct sb_tuple *t)
+/*
+ * The tuple of an established socket, seen from the client: as sb_hints keys
+ * it for a client, and for trace lines of a server.
+ */
+static __always_inline int sock_tuple(struct bpf_sock_ops *skops, struct sb_tuple *t, bool client)
 {
-	t->client_port = skops->local_port;               /* host order */
-	t->server_port = bpf_ntohl(skops->remote_port);   /* network order, shifted */
+	__u32 *cl = client ? t->client_addr : t->server_addr;
+	__u32 *sv = client ? t->server_addr : t->client_addr;
+	__u16 lport = skops->local_port;             /* host order */
+	__u16 rport = bpf_ntohl(skops->remote_port); /* network order, shifted */
+
+	t->client_port = client ? lport : rport;
+	t->server_port = client ? rport : lport;
 	if (skops->family == AF_INET) {
-		addr_v4mapped(t->client_addr, skops->local_ip4);
-		addr_v4mapped(t->server_addr, skops->remote_ip4);
+		addr_v4mapped(cl, skops->local_ip4);
+		addr_v4mapped(sv, skops->remote_ip4);
 		return 0;
 	}
 	if (skops->family == AF_INET6) {
 		/* an AF_INET6 socket talking IPv4 already holds v4-mapped addresses */
-		t->client_addr[0] = skops->local_ip6[0];
-		t->client_addr[1] = skops->local_ip6[1];
-		t->client_addr[2] = skops->local_ip6[2];
-		t->client_addr[3] = skops->local_ip6[3];
-		t->server_addr[0] = skops->remote_ip6[0];
-		t->server_addr[1] = skops->remote_ip6[1];
-		t->server_addr[2] = skops->remote_ip6[2];
-		t->server_addr[3] = skops->remote_ip6[3];
+		cl[0] = skops->local_ip6[0];
+		cl[1] = skops->local_ip6[1];
+		cl[2] = skops->local_ip6[2];
+		cl[3] = skops->local_ip6[3];
+		sv[0] = skops->remote_ip6[0];
+		sv[1] = skops->remote_ip6[1];
+		sv[2] = skops->remote_ip6[2];
+		sv[3] = skops->remote_ip6[3];
 		return 0;
 	}
 	return -1;
@@ -261,17 +294,19 @@ static __always_inline void client_established(struct bpf_sock_ops *skops)
 	struct sb_tuple t = {};
 	__u64 *hints = NULL;
 
-	if (!client_tuple(skops, &t))
-		hints = bpf_map_lookup_elem(&sb_hints, &t);
+	if (sock_tuple(skops, &t, true))
+		return;
+	hints = bpf_map_lookup_elem(&sb_hints, &t);
 	if (!hints || !*hints) {
 		count(SB_C_SKIP_NOT_LOCAL, 1);
+		trace_tuple("skip (server not ours)", &t);
 		return;
 	}
 	__sync_fetch_and_add(hints, -1); /* this SYN is accounted for */
 	/* TCP Fast Open data already crossed the stack: leave it to TCP */
 	if (skops->data_segs_out || skops->bytes_received) {
 		count(SB_C_SKIP_PAYLOAD, 1);
-		trace("skip %u->%u: payload before ESTABLISHED", t.client_port, t.server_port);
+		trace_tuple("skip (payload before ESTABLISHED)", &t);
 		return;
 	}
 	pk.client_next = skops->snd_nxt;
@@ -285,16 +320,18 @@ static __always_inline void client_established(struct bpf_sock_ops *skops)
 		/* same key twice (identical tuples in two netns at once): pair neither */
 		bpf_map_update_elem(&sb_pending, &pk, &poison, BPF_EXIST);
 		count(SB_C_SKIP_CONFLICT, 1);
+		trace_tuple("skip (same key twice)", &t);
 		return;
 	}
 	st = insert_self(skops, me.cookie);
 	if (!st) {
 		bpf_map_delete_elem(&sb_pending, &pk);
 		count(SB_C_INSERT_FAILED, 1);
+		trace_tuple("skip (map full)", &t);
 		return;
 	}
 	st->pending = pk;
-	trace("client %u->%u inserted, waiting for its server", t.client_port, t.server_port);
+	trace_tuple("inserted client", &t);
 }
 
 static __always_inline void server_established(struct bpf_sock_ops *skops)
@@ -302,7 +339,10 @@ static __always_inline void server_established(struct bpf_sock_ops *skops)
 	struct sb_pending_key pk = {};
 	struct sb_peer me = {}, client, *found;
 	struct sb_sock_state *st;
+	struct sb_tuple t = {};
 
+	if (sb_trace)
+		sock_tuple(skops, &t, false);
 	pk.client_next = skops->rcv_nxt;
 	pk.server_next = skops->snd_nxt;
 	pk.client_port = bpf_ntohl(skops->remote_port);
@@ -311,16 +351,19 @@ static __always_inline void server_established(struct bpf_sock_ops *skops)
 	found = bpf_map_lookup_elem(&sb_pending, &pk);
 	if (!found) {
 		count(SB_C_SKIP_UNPAIRED, 1);
+		trace_tuple("skip (client not ours)", &t);
 		return;
 	}
 	client = *found;
 	/* deleting is the claim: of two racing servers only one succeeds */
 	if (bpf_map_delete_elem(&sb_pending, &pk) || !client.cookie) {
 		count(SB_C_SKIP_CONFLICT, 1);
+		trace_tuple("skip (same key twice)", &t);
 		return;
 	}
 	if (skops->bytes_received || skops->data_segs_out) {
 		count(SB_C_SKIP_PAYLOAD, 1);
+		trace_tuple("skip (payload before ESTABLISHED)", &t);
 		return;
 	}
 	me.cookie = bpf_get_socket_cookie(skops);
@@ -328,20 +371,23 @@ static __always_inline void server_established(struct bpf_sock_ops *skops)
 	st = insert_self(skops, me.cookie);
 	if (!st) {
 		count(SB_C_INSERT_FAILED, 1);
+		trace_tuple("skip (map full)", &t);
 		return;
 	}
 	/* the client may send as soon as client -> server exists: add it last */
 	if (bpf_map_update_elem(&sb_pairs, &me.cookie, &client, BPF_NOEXIST)) {
 		count(SB_C_INSERT_FAILED, 1);
+		trace_tuple("skip (pair map full)", &t);
 		return;
 	}
 	if (bpf_map_update_elem(&sb_pairs, &client.cookie, &me, BPF_NOEXIST)) {
 		bpf_map_delete_elem(&sb_pairs, &me.cookie);
 		count(SB_C_INSERT_FAILED, 1);
+		trace_tuple("skip (pair map full)", &t);
 		return;
 	}
 	count(SB_C_PAIRED, 1);
-	trace("paired %u<-%u", pk.server_port, pk.client_port);
+	trace_tuple("paired", &t);
 }
 
 static __always_inline void socket_closed(struct bpf_sock_ops *skops)
@@ -437,6 +483,31 @@ static __always_inline bool tcp_drained(struct tcp_sock___sb *me, struct sock___
 	return next == &wq->wait.head;
 }
 
+/*
+ * A trace line for an sk_msg event: the sender's ports and task. (The
+ * addresses were in the connection's "paired" line; reading them here makes
+ * clang derive ctx pointers the verifier refuses.)
+ */
+#define trace_msg(what, msg)                                                        \
+	do {                                                                        \
+		if (sb_trace) {                                                     \
+			char comm[16];                                              \
+                                                                                    \
+			bpf_get_current_comm(comm, sizeof(comm));                   \
+			bpf_printk("sockbypass: " what " port %u -> %u pid %u %s",  \
+				   (msg)->local_port, bpf_ntohl((msg)->remote_port), \
+				   (__u32)(bpf_get_current_pid_tgid() >> 32), comm); \
+		}                                                                   \
+	} while (0)
+
+/* Pass to TCP; say so in the trace when this ends a stretch of redirects. */
+#define to_tcp(reason, why)                                                         \
+	({                                                                          \
+		if (me->write_seq == st->tcp_seq)                                   \
+			trace_msg("to TCP (" why ")", msg);                         \
+		pass(reason, size);                                                 \
+	})
+
 SEC("sk_msg")
 int sb_sk_msg(struct sk_msg_md *msg)
 {
@@ -450,21 +521,19 @@ int sb_sk_msg(struct sk_msg_md *msg)
 	if (!msg->sk)
 		return SK_PASS;
 	st = bpf_sk_storage_get(&sb_state, msg->sk, 0, 0);
-	if (!st)
+	me = (void *)bpf_skc_to_tcp_sock(msg->sk);
+	if (!st || !me)
 		return pass(SB_C_FALLBACK_NO_STATE, size);
 	cfg = bpf_map_lookup_elem(&sb_config, &zero);
 	if (!cfg || !cfg->enabled)
-		return pass(SB_C_FALLBACK_DISABLED, size);
+		return to_tcp(SB_C_FALLBACK_DISABLED, "bypass off");
 
 	if (!st->peer.cookie) {
 		peer = bpf_map_lookup_elem(&sb_pairs, &st->cookie);
 		if (!peer)
-			return pass(SB_C_FALLBACK_UNPAIRED, size);
+			return to_tcp(SB_C_FALLBACK_UNPAIRED, "no peer");
 		st->peer = *peer;
 	}
-	me = (void *)bpf_skc_to_tcp_sock(msg->sk);
-	if (!me)
-		return pass(SB_C_FALLBACK_NO_STATE, size);
 	psk = (void *)st->peer.sk;
 	/* TCP carried bytes since we last looked (a fallback, or a write that
 	 * went to TCP outside sk_msg, as a TCP Fast Open connect can) */
@@ -474,11 +543,12 @@ int sb_sk_msg(struct sk_msg_md *msg)
 		/* sk_msg runs under the sender's socket lock: plain stores suffice */
 		st->tcp_seq = me->write_seq;
 		count(SB_C_RESUMED, 1);
+		trace_msg("back to bypass", msg);
 	}
 	if (peer_backlogged(psk, cfg->queue_limit))
-		return pass(SB_C_FALLBACK_BACKLOG, size);
+		return to_tcp(SB_C_FALLBACK_BACKLOG, "peer's queue full");
 	if (bpf_msg_redirect_hash(msg, &sb_sockhash, &st->peer.cookie, BPF_F_INGRESS) != SK_PASS)
-		return pass(SB_C_FALLBACK_REDIRECT, size);
+		return to_tcp(SB_C_FALLBACK_REDIRECT, "redirect refused");
 	count(SB_C_REDIRECTED_MSGS, 1);
 	count(SB_C_REDIRECTED_BYTES, size);
 	return SK_PASS;
