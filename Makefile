@@ -52,7 +52,10 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name sockbypass_bpf > $@
 
-$(OUTPUT)/loader.o: loader.c $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTPUT)
+LOADER_OBJS := $(OUTPUT)/loader.o $(OUTPUT)/pins.o $(OUTPUT)/status.o
+
+# every loader object waits for the skeleton: loader.c includes it
+$(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT) -Ibpf -MMD -MP -c $< -o $@
 
@@ -61,7 +64,7 @@ $(OUTPUT)/nobpf.so: test/nobpf.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -shared -fPIC $< -o $@ -ldl
 
-$(BIN): $(OUTPUT)/loader.o
+$(BIN): $(LOADER_OBJS)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LIBBPF_LIBS) -o $@
 

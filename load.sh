@@ -5,7 +5,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # Debian package for each command the build and the tests need.
 BUILD_PKGS="clang:clang bpftool:bpftool make:make cc:gcc pkg-config:pkg-config"
-TEST_PKGS="iperf3:iperf3 tcpdump:tcpdump ip:iproute2 shellcheck:shellcheck unshare:util-linux"
+TEST_PKGS="iperf3:iperf3 tcpdump:tcpdump ip:iproute2 shellcheck:shellcheck unshare:util-linux jq:jq systemd-analyze:systemd"
 
 usage() {
 	cat <<USAGE

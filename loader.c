@@ -2,7 +2,7 @@
 /*
  * sockbypass loader: loads the BPF programs, pins them and their maps,
  * attaches to a cgroup v2 and exits; the pins keep everything alive.
- * --unload undoes it without losing a byte, --status shows what is there.
+ * --unload undoes it without losing a byte; --status (status.c) shows what is there.
  */
 #include <argp.h>
 #include <errno.h>
@@ -23,49 +23,15 @@
 #include <bpf/libbpf.h>
 #include "sockbypass.h"
 #include "sockbypass.skel.h"
+#include "loader.h"
 
-/* Exit codes: listed in --help and README.md; scripts pass them through. */
-enum sb_exit {
-	SB_EXIT_OK = 0,        /* done, or nothing to do (already loaded / not loaded) */
-	SB_EXIT_INTERNAL = 1,  /* unexpected failure; the message says which call */
-	SB_EXIT_USAGE = 2,     /* bad option or argument */
-	SB_EXIT_PERM = 3,      /* not root (no CAP_BPF / CAP_NET_ADMIN) */
-	SB_EXIT_KERNEL = 4,    /* the kernel lacks BPF, sockmap or cgroup BPF */
-	SB_EXIT_BPFFS = 5,     /* pin dir not on a bpffs mount */
-	SB_EXIT_CGROUP = 6,    /* cgroup path missing or not cgroup v2 */
-	SB_EXIT_STATE = 7,     /* pin dir holds a partial or foreign state */
-	SB_EXIT_LOAD = 8,      /* the verifier or libbpf refused the programs */
-	SB_EXIT_DRAINING = 9,  /* unload: bypass off, but sockets still hold unread data */
-	/* 10 and 11 are load.sh's: missing packages, build failed */
-	SB_EXIT_NOT_LOADED = 12, /* --status: nothing loaded at the pin dir */
-};
-
-enum mode { MODE_LOAD, MODE_UNLOAD, MODE_STATUS };
-
-static struct env {
-	enum mode mode;
-	const char *cgroup;
-	const char *pin_dir;
-	bool verbose;
-	bool trace;
-	double timeout;
-	__u64 queue_limit;
-} env = {
+struct sb_env env = {
 	.pin_dir = SB_DEFAULT_PIN_DIR,
 	.timeout = 30,
 	.queue_limit = SB_DEFAULT_QUEUE_LIMIT,
 };
 
-static const char *const counter_names[SB_C_NR] = { SB_COUNTER_NAMES };
-static const char *const pinned_maps[] = {
-	"sb_sockhash", "sb_pairs", "sb_hints", "sb_pending",
-	"sb_state", "sb_config", "sb_counters",
-};
-static const char *const pinned_progs[] = { SB_PIN_SOCKOPS, SB_PIN_SK_MSG, SB_PIN_DRAIN };
-
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-static void err_line(const char *fmt, ...)
+void err_line(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -76,6 +42,11 @@ static void err_line(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int errno_exit(int err)
+{
+	return (err == -EPERM || err == -EACCES) ? SB_EXIT_PERM : SB_EXIT_INTERNAL;
+}
+
 /* ---- options ----------------------------------------------------------- */
 
 const char *argp_program_version = "sockbypass 0.1";
@@ -84,7 +55,7 @@ static const char doc[] =
 	"\n"
 	"USAGE: sockbypass [--cgroup PATH] [--pin-dir PATH] [--queue-limit BYTES] [--trace] [-v]\n"
 	"       sockbypass --unload [--pin-dir PATH] [--timeout SECONDS]\n"
-	"       sockbypass --status [--pin-dir PATH]\n"
+	"       sockbypass --status [--json | --prometheus] [--pin-dir PATH]\n"
 	"\n"
 	"Loads, pins under the pin dir, attaches to the cgroup and exits.\n"
 	"Defaults: --cgroup is the root of the cgroup v2 mount found in\n"
@@ -101,6 +72,8 @@ static const struct argp_option opts[] = {
 	{ "pin-dir", 'p', "PATH", 0, "bpffs directory for the pins (default " SB_DEFAULT_PIN_DIR ")", 0 },
 	{ "unload", 'u', NULL, 0, "turn the bypass off and remove everything, losing no data", 0 },
 	{ "status", 's', NULL, 0, "show whether it is loaded, sockets and counters", 0 },
+	{ "json", 'j', NULL, 0, "--status as JSON", 0 },
+	{ "prometheus", 'P', NULL, 0, "--status in Prometheus text format", 0 },
 	{ "timeout", 't', "SECONDS", 0, "--unload: how long to wait for readers to drain (default 30)", 0 },
 	{ "queue-limit", 'q', "BYTES", 0, "unread bypassed bytes a receiver may hold before "
 	  "its sender falls back to TCP until it caught up (default 64M; K/M/G suffixes)", 0 },
@@ -139,6 +112,14 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		break;
 	case 's':
 		env.mode = MODE_STATUS;
+		break;
+	case 'j':
+		env.mode = MODE_STATUS;
+		env.format = FORMAT_JSON;
+		break;
+	case 'P':
+		env.mode = MODE_STATUS;
+		env.format = FORMAT_PROMETHEUS;
 		break;
 	case 't':
 		errno = 0;
@@ -193,7 +174,7 @@ static bool on_fs(const char *path, long magic)
 }
 
 /* The first cgroup2 mount in /proc/mounts (e.g. /sys/fs/cgroup/unified on hybrid systems). */
-static int find_cgroup2_root(char *buf, size_t len)
+int find_cgroup2_root(char *buf, size_t len)
 {
 	struct mntent *m;
 	FILE *f = setmntent("/proc/mounts", "r");
@@ -283,32 +264,6 @@ static bool kernel_has_features(void)
 	return true;
 }
 
-static void pin_path(char *buf, size_t len, const char *name)
-{
-	snprintf(buf, len, "%s/%s", env.pin_dir, name);
-}
-
-static bool pin_exists(const char *name)
-{
-	char path[PATH_MAX];
-
-	pin_path(path, sizeof(path), name);
-	return access(path, F_OK) == 0;
-}
-
-/* How many of our pins are in the pin dir. */
-static int known_pins(void)
-{
-	int n = pin_exists(SB_PIN_LINK);
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(pinned_maps); i++)
-		n += pin_exists(pinned_maps[i]);
-	for (i = 0; i < ARRAY_SIZE(pinned_progs); i++)
-		n += pin_exists(pinned_progs[i]);
-	return n;
-}
-
 /* ---- load -------------------------------------------------------------- */
 
 static int set_enabled(int config_fd, bool on)
@@ -319,38 +274,13 @@ static int set_enabled(int config_fd, bool on)
 	return bpf_map_update_elem(config_fd, &zero, &cfg, BPF_ANY);
 }
 
-/* Remove every pin this tool knows in the pin dir, then the dir. */
-static void unpin_all(void)
-{
-	char path[PATH_MAX];
-	size_t i;
-
-	pin_path(path, sizeof(path), SB_PIN_LINK);
-	unlink(path);
-	for (i = 0; i < ARRAY_SIZE(pinned_progs); i++) {
-		pin_path(path, sizeof(path), pinned_progs[i]);
-		unlink(path);
-	}
-	for (i = 0; i < ARRAY_SIZE(pinned_maps); i++) {
-		pin_path(path, sizeof(path), pinned_maps[i]);
-		unlink(path);
-	}
-	rmdir(env.pin_dir);
-}
-
-static int errno_exit(int err)
-{
-	return (err == -EPERM || err == -EACCES) ? SB_EXIT_PERM : SB_EXIT_INTERNAL;
-}
-
 static int do_load(void)
 {
-	char cgroup_buf[PATH_MAX], path[PATH_MAX];
+	char cgroup_buf[PATH_MAX];
 	struct sockbypass_bpf *skel = NULL;
 	struct bpf_link *link;
 	bool made_dir = false;
 	int cg_fd, err, ret;
-	size_t i;
 
 	if (!kernel_has_features())
 		return SB_EXIT_KERNEL;
@@ -411,16 +341,10 @@ static int do_load(void)
 		ret = errno_exit(err);
 		goto out;
 	}
-	for (i = 0; i < ARRAY_SIZE(pinned_maps); i++) {
-		struct bpf_map *map = bpf_object__find_map_by_name(skel->obj, pinned_maps[i]);
-
-		pin_path(path, sizeof(path), pinned_maps[i]);
-		err = map ? bpf_map__pin(map, path) : -ENOENT;
-		if (err) {
-			err_line("pin %s: %s", path, strerror(-err));
-			ret = errno_exit(err);
-			goto out_unpin;
-		}
+	err = pin_maps(skel->obj);
+	if (err) {
+		ret = errno_exit(err);
+		goto out_unpin;
 	}
 
 	/* 3. sk_msg on the map before any socket enters it: the kernel copies
@@ -434,19 +358,12 @@ static int do_load(void)
 	}
 
 	/* 4. pin the programs */
-	{
-		struct bpf_program *progs[] = { skel->progs.sb_sockops, skel->progs.sb_sk_msg,
-						skel->progs.sb_drain };
-
-		for (i = 0; i < ARRAY_SIZE(progs); i++) {
-			pin_path(path, sizeof(path), pinned_progs[i]);
-			err = bpf_program__pin(progs[i], path);
-			if (err) {
-				err_line("pin %s: %s", path, strerror(-err));
-				ret = errno_exit(err);
-				goto out_unpin;
-			}
-		}
+	err = pin_prog(skel->progs.sb_sockops, SB_PIN_SOCKOPS) ?:
+	      pin_prog(skel->progs.sb_sk_msg, SB_PIN_SK_MSG) ?:
+	      pin_prog(skel->progs.sb_drain, SB_PIN_DRAIN);
+	if (err) {
+		ret = errno_exit(err);
+		goto out_unpin;
 	}
 
 	/* 5. traffic is touched last: attach sockops and pin the link */
@@ -458,10 +375,8 @@ static int do_load(void)
 		goto out_unpin;
 	}
 	skel->links.sb_sockops = link;
-	pin_path(path, sizeof(path), SB_PIN_LINK);
-	err = bpf_link__pin(link, path);
+	err = pin_link(link, SB_PIN_LINK);
 	if (err) {
-		err_line("pin %s: %s", path, strerror(-err));
 		ret = errno_exit(err);
 		goto out_unpin;
 	}
@@ -481,63 +396,6 @@ out:
 }
 
 /* ---- unload ------------------------------------------------------------ */
-
-static int obj_get(const char *name)
-{
-	char path[PATH_MAX];
-
-	pin_path(path, sizeof(path), name);
-	return bpf_obj_get(path);
-}
-
-struct drain_scan {
-	unsigned int sockets;   /* still in the map */
-	unsigned int busy;      /* of those, with unread redirected bytes */
-	unsigned long long queued;
-};
-
-/*
- * List the sockets in the SOCKHASH with the sb_drain iterator; with
- * remove_idle, take out those whose owner has read everything redirected to
- * it (removing a socket frees its unread queue, so only empty ones go).
- */
-static int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s)
-{
-	union bpf_iter_link_info info = { .map.map_fd = map_fd };
-	LIBBPF_OPTS(bpf_link_create_opts, lopts, .iter_info = &info,
-		    .iter_info_len = sizeof(info));
-	struct sb_drain_rec recs[256];
-	int link_fd, iter_fd, err = 0;
-	ssize_t n;
-
-	memset(s, 0, sizeof(*s));
-	link_fd = bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, &lopts);
-	if (link_fd < 0)
-		return -errno;
-	iter_fd = bpf_iter_create(link_fd);
-	if (iter_fd < 0) {
-		err = -errno;
-		close(link_fd);
-		return err;
-	}
-	while ((n = read(iter_fd, recs, sizeof(recs))) > 0) {
-		for (size_t i = 0; i < (size_t)n / sizeof(recs[0]); i++) {
-			s->sockets++;
-			if (recs[i].queued) {
-				s->busy++;
-				s->queued += recs[i].queued;
-			} else if (remove_idle) {
-				/* ENOENT: it closed meanwhile, fine */
-				bpf_map_delete_elem(map_fd, &recs[i].cookie);
-			}
-		}
-	}
-	if (n < 0)
-		err = -errno;
-	close(iter_fd);
-	close(link_fd);
-	return err;
-}
 
 static void sleep_ms(long ms)
 {
@@ -619,57 +477,6 @@ out:
 	if (prog_fd >= 0)
 		close(prog_fd);
 	return ret;
-}
-
-/* ---- status ------------------------------------------------------------ */
-
-static int do_status(void)
-{
-	int ncpus = libbpf_num_possible_cpus(), fd, map_fd, prog_fd;
-	struct sb_config cfg = {};
-	struct drain_scan s = {};
-	__u32 zero = 0;
-
-	if (!pin_exists(SB_PIN_LINK) && !known_pins()) {
-		printf("loaded: no (nothing in %s)\n", env.pin_dir);
-		return SB_EXIT_NOT_LOADED;
-	}
-	printf("loaded: %s\npin_dir: %s\n", pin_exists(SB_PIN_LINK) ? "yes" : "draining",
-	       env.pin_dir);
-	fd = obj_get("sb_config");
-	if (fd < 0) {
-		err_line("open %s/sb_config: %s", env.pin_dir, strerror(errno));
-		return errno_exit(-errno);
-	}
-	bpf_map_lookup_elem(fd, &zero, &cfg);
-	close(fd);
-	printf("enabled: %u\ntrace: %s\nqueue_limit: %llu\n", cfg.enabled, cfg.trace ? "on" : "off",
-	       (unsigned long long)cfg.queue_limit);
-
-	map_fd = obj_get("sb_sockhash");
-	prog_fd = obj_get(SB_PIN_DRAIN);
-	if (map_fd >= 0 && prog_fd >= 0 && !scan_sockets(prog_fd, map_fd, false, &s))
-		printf("sockets: %u\nunread_bytes: %llu\n", s.sockets, s.queued);
-	if (map_fd >= 0)
-		close(map_fd);
-	if (prog_fd >= 0)
-		close(prog_fd);
-
-	fd = obj_get("sb_counters");
-	if (fd >= 0 && ncpus > 0) {
-		__u64 vals[ncpus];
-
-		for (__u32 i = 0; i < SB_C_NR; i++) {
-			__u64 sum = 0;
-
-			if (bpf_map_lookup_elem(fd, &i, vals) == 0)
-				for (int c = 0; c < ncpus; c++)
-					sum += vals[c];
-			printf("%s: %llu\n", counter_names[i], (unsigned long long)sum);
-		}
-		close(fd);
-	}
-	return SB_EXIT_OK;
 }
 
 int main(int argc, char **argv)

@@ -37,3 +37,33 @@ test_status_when_not_loaded() {
 	assert_eq "$?" 12 "status exit code when not loaded"
 	grep -q "loaded: no" "$TMP/out" || fail "status said: $(cat "$TMP/out")"
 }
+
+test_status_json_and_prometheus() {
+	load
+	server -a 127.0.0.1 -p 8300 -s 0 -r 1000000
+	"$TCPCHECK" -a 127.0.0.1 -p 8300 -s 1000000 -w 1000 -r 0 >/dev/null || fail "transfer"
+	wait "$SERVER_PID" || fail "server side broke"
+	"$SB" --status --json --pin-dir "$PIN" >"$TMP/status.json" || fail "--json exit code"
+	jq -e --arg cg "$CG" '.loaded and .state == "loaded" and .cgroup == $cg and .enabled and
+		.sockets == 0 and .counters.paired == 1 and .counters.redirected_bytes == 1000000' \
+		"$TMP/status.json" >/dev/null || fail "JSON status: $(cat "$TMP/status.json")"
+	"$SB" --prometheus --pin-dir "$PIN" >"$TMP/status.prom" || fail "--prometheus exit code"
+	local line
+	for line in "sockbypass_loaded 1" "sockbypass_redirected_bytes_total 1000000" \
+		"sockbypass_pairs_total 1" 'sockbypass_fallbacks_total{reason="backlog"} 0' \
+		"# TYPE sockbypass_redirected_bytes_total counter" "# TYPE sockbypass_sockets gauge"; do
+		grep -qxF "$line" "$TMP/status.prom" || fail "no '$line' in: $(cat "$TMP/status.prom")"
+	done
+	# every sample line is NAME[{labels}] VALUE, every family has HELP and TYPE once
+	grep -v '^#' "$TMP/status.prom" | grep -vqE '^sockbypass_[a-z_]+(\{reason="[a-z_]+"\})? [0-9]+$' &&
+		fail "malformed sample line: $(cat "$TMP/status.prom")"
+	assert_eq "$(grep -c '^# TYPE sockbypass_fallbacks_total ' "$TMP/status.prom")" 1 "TYPE lines per family"
+	grep -q "^cgroup: $CG\$" <("$SB" --status --pin-dir "$PIN") || fail "text status has no cgroup"
+	unload
+	"$SB" --status --json --pin-dir "$PIN" >"$TMP/status.json"
+	assert_eq "$?" 12 "--json exit code when not loaded"
+	jq -e '.loaded == false' "$TMP/status.json" >/dev/null || fail "JSON when not loaded: $(cat "$TMP/status.json")"
+	"$SB" --prometheus --pin-dir "$PIN" >"$TMP/status.prom"
+	assert_eq "$?" 12 "--prometheus exit code when not loaded"
+	grep -qx "sockbypass_loaded 0" "$TMP/status.prom" || fail "prometheus when not loaded"
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* What loader.c, pins.c and status.c share. */
+#ifndef SOCKBYPASS_LOADER_H
+#define SOCKBYPASS_LOADER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <linux/types.h>
+
+/* Exit codes: listed in --help and README.md; scripts pass them through. */
+enum sb_exit {
+	SB_EXIT_OK = 0,        /* done, or nothing to do (already loaded / not loaded) */
+	SB_EXIT_INTERNAL = 1,  /* unexpected failure; the message says which call */
+	SB_EXIT_USAGE = 2,     /* bad option or argument */
+	SB_EXIT_PERM = 3,      /* not root (no CAP_BPF / CAP_NET_ADMIN) */
+	SB_EXIT_KERNEL = 4,    /* the kernel lacks BPF, sockmap or cgroup BPF */
+	SB_EXIT_BPFFS = 5,     /* pin dir not on a bpffs mount */
+	SB_EXIT_CGROUP = 6,    /* cgroup path missing or not cgroup v2 */
+	SB_EXIT_STATE = 7,     /* pin dir holds a partial or foreign state */
+	SB_EXIT_LOAD = 8,      /* the verifier or libbpf refused the programs */
+	SB_EXIT_DRAINING = 9,  /* unload: bypass off, but sockets still hold unread data */
+	/* 10 and 11 are load.sh's: missing packages, build failed */
+	SB_EXIT_NOT_LOADED = 12, /* --status: nothing loaded at the pin dir */
+};
+
+enum sb_mode { MODE_LOAD, MODE_UNLOAD, MODE_STATUS };
+enum sb_format { FORMAT_TEXT, FORMAT_JSON, FORMAT_PROMETHEUS };
+
+struct sb_env {
+	enum sb_mode mode;
+	enum sb_format format;
+	const char *cgroup;
+	const char *pin_dir;
+	bool verbose;
+	bool trace;
+	double timeout;
+	__u64 queue_limit;
+};
+
+extern struct sb_env env;
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+void err_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int errno_exit(int err);
+int find_cgroup2_root(char *buf, size_t len);
+
+/* pins.c: the pin directory's layout */
+void pin_path(char *buf, size_t len, const char *name);
+bool pin_exists(const char *name);
+int known_pins(void);
+int obj_get(const char *name);
+struct bpf_object;
+struct bpf_program;
+struct bpf_link;
+int pin_maps(struct bpf_object *obj);
+int pin_prog(struct bpf_program *prog, const char *name);
+int pin_link(struct bpf_link *link, const char *name);
+void unpin_all(void);
+
+struct drain_scan {
+	unsigned int sockets;   /* in the map */
+	unsigned int busy;      /* of those, with unread redirected bytes */
+	unsigned long long queued;
+};
+
+int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s);
+
+/* status.c */
+int do_status(void);
+
+#endif /* SOCKBYPASS_LOADER_H */

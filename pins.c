@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The pin directory: what is pinned there, and the sockets in the pinned map. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "sockbypass.h"
+#include "loader.h"
+
+static const char *const pinned_maps[] = {
+	"sb_sockhash", "sb_pairs", "sb_hints", "sb_pending",
+	"sb_state", "sb_config", "sb_counters",
+};
+static const char *const pinned_progs[] = { SB_PIN_SOCKOPS, SB_PIN_SK_MSG, SB_PIN_DRAIN };
+
+void pin_path(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", env.pin_dir, name);
+}
+
+bool pin_exists(const char *name)
+{
+	char path[PATH_MAX];
+
+	pin_path(path, sizeof(path), name);
+	return access(path, F_OK) == 0;
+}
+
+/* How many of our pins are in the pin dir. */
+int known_pins(void)
+{
+	int n = pin_exists(SB_PIN_LINK);
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(pinned_maps); i++)
+		n += pin_exists(pinned_maps[i]);
+	for (i = 0; i < ARRAY_SIZE(pinned_progs); i++)
+		n += pin_exists(pinned_progs[i]);
+	return n;
+}
+
+int obj_get(const char *name)
+{
+	char path[PATH_MAX];
+
+	pin_path(path, sizeof(path), name);
+	return bpf_obj_get(path);
+}
+
+static int pinned(int err, const char *path)
+{
+	if (err)
+		err_line("pin %s: %s", path, strerror(-err));
+	return err;
+}
+
+/* Pin each of our maps under its own name. */
+int pin_maps(struct bpf_object *obj)
+{
+	char path[PATH_MAX];
+	size_t i;
+	int err;
+
+	for (i = 0; i < ARRAY_SIZE(pinned_maps); i++) {
+		struct bpf_map *map = bpf_object__find_map_by_name(obj, pinned_maps[i]);
+
+		pin_path(path, sizeof(path), pinned_maps[i]);
+		err = pinned(map ? bpf_map__pin(map, path) : -ENOENT, path);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int pin_prog(struct bpf_program *prog, const char *name)
+{
+	char path[PATH_MAX];
+
+	pin_path(path, sizeof(path), name);
+	return pinned(bpf_program__pin(prog, path), path);
+}
+
+int pin_link(struct bpf_link *link, const char *name)
+{
+	char path[PATH_MAX];
+
+	pin_path(path, sizeof(path), name);
+	return pinned(bpf_link__pin(link, path), path);
+}
+
+/* Remove every pin this tool knows in the pin dir, then the dir. */
+void unpin_all(void)
+{
+	char path[PATH_MAX];
+	size_t i;
+
+	pin_path(path, sizeof(path), SB_PIN_LINK);
+	unlink(path);
+	for (i = 0; i < ARRAY_SIZE(pinned_progs); i++) {
+		pin_path(path, sizeof(path), pinned_progs[i]);
+		unlink(path);
+	}
+	for (i = 0; i < ARRAY_SIZE(pinned_maps); i++) {
+		pin_path(path, sizeof(path), pinned_maps[i]);
+		unlink(path);
+	}
+	rmdir(env.pin_dir);
+}
+
+/*
+ * List the sockets in the SOCKHASH with the sb_drain iterator; with
+ * remove_idle, take out those whose owner has read everything redirected to
+ * it (removing a socket frees its unread queue, so only empty ones go).
+ */
+int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s)
+{
+	union bpf_iter_link_info info = { .map.map_fd = map_fd };
+	LIBBPF_OPTS(bpf_link_create_opts, lopts, .iter_info = &info,
+		    .iter_info_len = sizeof(info));
+	struct sb_drain_rec recs[256];
+	int link_fd, iter_fd, err = 0;
+	ssize_t n;
+
+	memset(s, 0, sizeof(*s));
+	link_fd = bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, &lopts);
+	if (link_fd < 0)
+		return -errno;
+	iter_fd = bpf_iter_create(link_fd);
+	if (iter_fd < 0) {
+		err = -errno;
+		close(link_fd);
+		return err;
+	}
+	while ((n = read(iter_fd, recs, sizeof(recs))) > 0) {
+		for (size_t i = 0; i < (size_t)n / sizeof(recs[0]); i++) {
+			s->sockets++;
+			if (recs[i].queued) {
+				s->busy++;
+				s->queued += recs[i].queued;
+			} else if (remove_idle) {
+				/* ENOENT: it closed meanwhile, fine */
+				bpf_map_delete_elem(map_fd, &recs[i].cookie);
+			}
+		}
+	}
+	if (n < 0)
+		err = -errno;
+	close(iter_fd);
+	close(link_fd);
+	return err;
+}

@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * --status: whether sockbypass is loaded, where, and what it did, as text,
+ * JSON (--json) or Prometheus text format (--prometheus, for node_exporter's
+ * textfile collector).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "sockbypass.h"
+#include "loader.h"
+
+struct status {
+	const char *state;      /* "loaded", "draining" (unload waiting), "not loaded" */
+	char cgroup[PATH_MAX];  /* where sockops is attached, "" if not */
+	struct sb_config cfg;
+	bool have_scan;
+	struct drain_scan scan;
+	__u64 counters[SB_C_NR];
+};
+
+static const char *const counter_names[SB_C_NR] = { SB_COUNTER_NAMES };
+
+/* Prometheus metric (and reason label) of each counter. */
+static const struct { const char *metric, *reason, *help; } prom[SB_C_NR] = {
+	[SB_C_HINTS] = { "syns_seen", NULL, "SYNs answered by a listener in the cgroup" },
+	[SB_C_INSERTED] = { "sockets_inserted", NULL, "Sockets put into the SOCKHASH" },
+	[SB_C_PAIRED] = { "pairs", NULL, "Connections whose two ends were paired" },
+	[SB_C_INSERT_FAILED] = { "insert_failures", NULL, "Sockets not inserted: a map was full" },
+	[SB_C_SKIP_NOT_LOCAL] = { "skipped", "not_local", "Connections left to TCP, by reason" },
+	[SB_C_SKIP_PAYLOAD] = { "skipped", "payload_before_established", NULL },
+	[SB_C_SKIP_UNPAIRED] = { "skipped", "unpaired", NULL },
+	[SB_C_SKIP_CONFLICT] = { "skipped", "conflict", NULL },
+	[SB_C_REDIRECTED_MSGS] = { "redirected_messages", NULL, "Messages handed to the peer socket" },
+	[SB_C_REDIRECTED_BYTES] = { "redirected_bytes", NULL, "Bytes handed to the peer socket" },
+	[SB_C_PASSED_MSGS] = { "passed_messages", NULL, "Messages of bypassed sockets sent through TCP" },
+	[SB_C_PASSED_BYTES] = { "passed_bytes", NULL, "Bytes of bypassed sockets sent through TCP" },
+	[SB_C_FALLBACK_UNPAIRED] = { "fallbacks", "unpaired", "Messages sent through TCP, by reason" },
+	[SB_C_FALLBACK_DISABLED] = { "fallbacks", "disabled", NULL },
+	[SB_C_FALLBACK_BACKLOG] = { "fallbacks", "backlog", NULL },
+	[SB_C_FALLBACK_REDIRECT] = { "fallbacks", "redirect_refused", NULL },
+	[SB_C_FALLBACK_NO_STATE] = { "fallbacks", "no_state", NULL },
+	[SB_C_FALLBACK_TCP_BUSY] = { "fallbacks", "tcp_busy", NULL },
+	[SB_C_RESUMED] = { "resumed", NULL, "Directions redirected again after TCP carried bytes" },
+};
+
+/* nftw() has no context argument: the cgroup id being looked for. */
+static __u64 wanted_id;
+static char *found_path;
+
+static int match_cgroup(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)ftw;
+	if (type == FTW_D && st->st_ino == wanted_id) {
+		snprintf(found_path, PATH_MAX, "%s", path);
+		return 1;
+	}
+	return 0;
+}
+
+/* The cgroup the pinned link attaches to: its id is its cgroup2 inode number. */
+static void attached_cgroup(char *out)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	char root[PATH_MAX];
+	int fd = obj_get(SB_PIN_LINK);
+
+	out[0] = '\0';
+	if (fd < 0)
+		return;
+	if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_LINK_TYPE_CGROUP &&
+	    find_cgroup2_root(root, sizeof(root)) == 0) {
+		wanted_id = info.cgroup.cgroup_id;
+		found_path = out;
+		nftw(root, match_cgroup, 16, FTW_PHYS | FTW_MOUNT);
+	}
+	close(fd);
+}
+
+static void read_counters(__u64 *out)
+{
+	int ncpus = libbpf_num_possible_cpus(), fd = obj_get("sb_counters");
+
+	if (fd < 0 || ncpus <= 0)
+		goto out;
+	{
+		__u64 vals[ncpus];
+
+		for (__u32 i = 0; i < SB_C_NR; i++) {
+			if (bpf_map_lookup_elem(fd, &i, vals))
+				continue;
+			for (int c = 0; c < ncpus; c++)
+				out[i] += vals[c];
+		}
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
+static void gather(struct status *st)
+{
+	int fd, map_fd, prog_fd;
+	__u32 zero = 0;
+
+	st->state = pin_exists(SB_PIN_LINK) ? "loaded" : "draining";
+	attached_cgroup(st->cgroup);
+	fd = obj_get("sb_config");
+	if (fd >= 0) {
+		bpf_map_lookup_elem(fd, &zero, &st->cfg);
+		close(fd);
+	}
+	map_fd = obj_get("sb_sockhash");
+	prog_fd = obj_get(SB_PIN_DRAIN);
+	if (map_fd >= 0 && prog_fd >= 0)
+		st->have_scan = scan_sockets(prog_fd, map_fd, false, &st->scan) == 0;
+	if (map_fd >= 0)
+		close(map_fd);
+	if (prog_fd >= 0)
+		close(prog_fd);
+	read_counters(st->counters);
+}
+
+static void json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static void print_text(const struct status *st)
+{
+	printf("loaded: %s\npin_dir: %s\n", strcmp(st->state, "loaded") ? st->state : "yes",
+	       env.pin_dir);
+	printf("cgroup: %s\n", st->cgroup[0] ? st->cgroup : "-");
+	printf("enabled: %u\ntrace: %s\nqueue_limit: %llu\n", st->cfg.enabled,
+	       st->cfg.trace ? "on" : "off", (unsigned long long)st->cfg.queue_limit);
+	if (st->have_scan)
+		printf("sockets: %u\nunread_bytes: %llu\n", st->scan.sockets, st->scan.queued);
+	for (int i = 0; i < SB_C_NR; i++)
+		printf("%s: %llu\n", counter_names[i], (unsigned long long)st->counters[i]);
+}
+
+static void print_json(const struct status *st)
+{
+	printf("{\"loaded\":%s,\"state\":", strcmp(st->state, "not loaded") ? "true" : "false");
+	json_string(st->state);
+	printf(",\"pin_dir\":");
+	json_string(env.pin_dir);
+	if (!strcmp(st->state, "not loaded")) {
+		printf("}\n");
+		return;
+	}
+	printf(",\"cgroup\":");
+	json_string(st->cgroup);
+	printf(",\"enabled\":%s,\"trace\":%s,\"queue_limit\":%llu", st->cfg.enabled ? "true" : "false",
+	       st->cfg.trace ? "true" : "false", (unsigned long long)st->cfg.queue_limit);
+	if (st->have_scan)
+		printf(",\"sockets\":%u,\"unread_bytes\":%llu", st->scan.sockets, st->scan.queued);
+	printf(",\"counters\":{");
+	for (int i = 0; i < SB_C_NR; i++)
+		printf("%s\"%s\":%llu", i ? "," : "", counter_names[i],
+		       (unsigned long long)st->counters[i]);
+	printf("}}\n");
+}
+
+static void gauge(const char *name, const char *help, unsigned long long v)
+{
+	printf("# HELP sockbypass_%s %s\n# TYPE sockbypass_%s gauge\nsockbypass_%s %llu\n",
+	       name, help, name, name, v);
+}
+
+static void print_prometheus(const struct status *st)
+{
+	bool loaded = strcmp(st->state, "not loaded");
+
+	gauge("loaded", "1 if the bypass is attached to a cgroup", !strcmp(st->state, "loaded"));
+	if (!loaded)
+		return;
+	gauge("enabled", "1 if sockets are redirected (0 while unloading)", st->cfg.enabled);
+	gauge("queue_limit_bytes", "Unread bypassed bytes a receiver may hold", st->cfg.queue_limit);
+	if (st->have_scan) {
+		gauge("sockets", "Sockets in the SOCKHASH now", st->scan.sockets);
+		gauge("unread_bytes", "Redirected bytes not yet read by their receivers",
+		      st->scan.queued);
+	}
+	for (int i = 0; i < SB_C_NR; i++) {
+		if (prom[i].help)
+			printf("# HELP sockbypass_%s_total %s\n# TYPE sockbypass_%s_total counter\n",
+			       prom[i].metric, prom[i].help, prom[i].metric);
+		if (prom[i].reason)
+			printf("sockbypass_%s_total{reason=\"%s\"} %llu\n", prom[i].metric,
+			       prom[i].reason, (unsigned long long)st->counters[i]);
+		else
+			printf("sockbypass_%s_total %llu\n", prom[i].metric,
+			       (unsigned long long)st->counters[i]);
+	}
+}
+
+int do_status(void)
+{
+	struct status st = { .state = "not loaded" };
+
+	if (known_pins())
+		gather(&st);
+	switch (env.format) {
+	case FORMAT_JSON:
+		print_json(&st);
+		break;
+	case FORMAT_PROMETHEUS:
+		print_prometheus(&st);
+		break;
+	default:
+		if (!strcmp(st.state, "not loaded"))
+			printf("loaded: no (nothing in %s)\n", env.pin_dir);
+		else
+			print_text(&st);
+	}
+	return strcmp(st.state, "not loaded") ? SB_EXIT_OK : SB_EXIT_NOT_LOADED;
+}
