@@ -124,7 +124,7 @@ outside_cgroup() {
 capture_start() {
 	local iface=$1
 	shift
-	${CAP_NS:+ip netns exec "$CAP_NS"} tcpdump -i "$iface" -nn -U -w "$TMP/cap.pcap" "$@" \
+	${CAP_NS:+ip netns exec "$CAP_NS"} tcpdump -i "$iface" -nn -U --immediate-mode -w "$TMP/cap.pcap" "$@" \
 		2>"$TMP/tcpdump.err" &
 	CAP_PID=$!
 	PIDS+=("$CAP_PID")

@@ -63,3 +63,36 @@ test_no_trace_lines_without_trace() {
 	wait "$tracer"
 	grep -q "tracing is off.*load.sh --trace" "$TMP/err" || fail "no hint that tracing is off: $(cat "$TMP/err")"
 }
+
+test_verify_demo_with_and_without_bypass() {
+	# no command and no --seconds: its own 3-second iperf3 test
+	"$TOP/trace_lo_traffic.sh" --verify >"$TMP/off.out" 2>&1
+	assert_eq "$?" 1 "--verify exit code with nothing loaded"
+	grep -q "^FAIL: payload crossed lo" "$TMP/off.out" || fail "without bypass: $(cat "$TMP/off.out")"
+	load
+	"$TOP/trace_lo_traffic.sh" --verify >"$TMP/on.out" 2>&1 ||
+		fail "--verify with the bypass loaded: $(cat "$TMP/on.out")"
+	grep -q "^OK: no payload crossed lo" "$TMP/on.out" || fail "no OK line: $(cat "$TMP/on.out")"
+	grep -qE "payload +0 packets, 0 bytes" "$TMP/on.out" || fail "payload line: $(cat "$TMP/on.out")"
+	local syn
+	syn=$(awk '/handshake/ { print $NF }' "$TMP/on.out")
+	assert_gt "$syn" 3 "handshake packets of iperf3's two connections"
+}
+
+test_verify_around_a_command() {
+	load
+	server -a ::1 -p 9900 -s 1M -r 1M
+	"$TOP/trace_lo_traffic.sh" --verify --port 9900 -- "$TCPCHECK" -a ::1 -p 9900 -s 1M -r 1M \
+		>"$TMP/out" 2>&1 || fail "--verify around a bypassed command: $(cat "$TMP/out")"
+	wait "$SERVER_PID" || fail "server"
+	# the same from outside the cgroup: TCP carries it, and --verify says so
+	server -a ::1 -p 9901 -s 1M -r 1M
+	outside_cgroup "$TOP/trace_lo_traffic.sh" --verify --port 9901 -- "$TCPCHECK" -a ::1 -p 9901 \
+		-s 1M -r 1M >"$TMP/out" 2>&1
+	assert_eq "$?" 1 "--verify exit code for a connection that was not bypassed"
+	"$TOP/trace_lo_traffic.sh" --verify --port 9902 -- false >"$TMP/out" 2>&1
+	assert_eq "$?" 14 "--verify exit code when the command fails"
+	"$TOP/trace_lo_traffic.sh" --verify --port 9903 --seconds 1 >"$TMP/out" 2>&1
+	assert_eq "$?" 13 "--verify exit code when nothing crossed lo"
+	grep -q "no TCP packet crossed lo" "$TMP/out" || fail "nothing-seen message: $(cat "$TMP/out")"
+}
