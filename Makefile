@@ -8,6 +8,14 @@ CC      ?= cc
 PKG_CONFIG ?= pkg-config
 CFLAGS  ?= -O2 -g -Wall -Wextra
 BIN     := sockbypass
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR  ?= $(PREFIX)/share/doc/sockbypass
+INSTALL ?= install
+# installed name of each script: they find ./sockbypass beside them
+SCRIPTS := load.sh:sockbypass-load unload.sh:sockbypass-unload \
+	trace_bpf_output.sh:sockbypass-trace trace_lo_traffic.sh:sockbypass-trace-lo
 
 # Debian's clang needs the host's include dirs for <asm/types.h> under -target bpf.
 CLANG_BPF_SYS_INCLUDES := $(shell $(CLANG) -v -E - </dev/null 2>&1 \
@@ -24,7 +32,7 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: all clean test lint check-tools help
+.PHONY: all clean test lint check-tools help install uninstall
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -34,6 +42,8 @@ help:
 	@echo 'make [V=1]      build ./$(BIN) (needs clang, bpftool, libbpf-dev)'
 	@echo 'make test       run the test suite (root; see README)'
 	@echo 'make lint       shellcheck the scripts'
+	@echo 'make install    binary, scripts and systemd unit under PREFIX=$(PREFIX) (DESTDIR too)'
+	@echo 'make uninstall  remove them'
 	@echo 'make clean      remove build output'
 
 check-tools:
@@ -77,6 +87,24 @@ test:
 	./load.sh --deps-only --test-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so
 	./test/run.sh $(TESTS)
+
+install: $(BIN)
+	$(call msg,INSTALL,$(DESTDIR)$(SBINDIR))
+	$(Q)$(INSTALL) -m 0755 -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	$(Q)$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/sockbypass
+	$(Q)$(foreach s,$(SCRIPTS),$(INSTALL) -m 0755 $(word 1,$(subst :, ,$(s))) \
+		$(DESTDIR)$(SBINDIR)/$(word 2,$(subst :, ,$(s))) &&) true
+	$(Q)sed 's|@SBINDIR@|$(SBINDIR)|g; s|@DOCDIR@|$(DOCDIR)|g' sockbypass.service.in \
+		> $(DESTDIR)$(UNITDIR)/sockbypass.service
+	$(Q)chmod 0644 $(DESTDIR)$(UNITDIR)/sockbypass.service
+	$(Q)$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+
+uninstall:
+	$(call msg,UNINSTALL,$(DESTDIR)$(SBINDIR))
+	$(Q)rm -f $(DESTDIR)$(SBINDIR)/sockbypass $(DESTDIR)$(UNITDIR)/sockbypass.service \
+		$(DESTDIR)$(DOCDIR)/README.md \
+		$(foreach s,$(SCRIPTS),$(DESTDIR)$(SBINDIR)/$(word 2,$(subst :, ,$(s))))
+	$(Q)rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 lint:
 	shellcheck -x *.sh test/*.sh .ci/run

@@ -86,10 +86,17 @@ if [ "$(id -u)" != 0 ]; then
 	exit 3
 fi
 
-# shellcheck disable=SC2086
-ensure_pkgs $BUILD_PKGS
-if ! make -s -C "$here" >/dev/null; then
-	err "build failed; run 'make V=1' in $here to see why"
+# In the source tree: build what is missing. Installed (make install): the
+# binary sits beside this script already.
+if [ -f "$here/Makefile" ]; then
+	# shellcheck disable=SC2086
+	ensure_pkgs $BUILD_PKGS
+	if ! make -s -C "$here" >/dev/null; then
+		err "build failed; run 'make V=1' in $here to see why"
+		exit 11
+	fi
+elif [ ! -x "$here/sockbypass" ]; then
+	err "$here/sockbypass is missing; reinstall sockbypass"
 	exit 11
 fi
 

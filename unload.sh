@@ -36,7 +36,7 @@ if [ "$(id -u)" != 0 ]; then
 	echo "Error: unload.sh needs root: run 'sudo ./unload.sh'" >&2
 	exit 3
 fi
-if [ ! -x "$here/sockbypass" ] && ! make -s -C "$here" >/dev/null; then
+if [ ! -x "$here/sockbypass" ] && { [ ! -f "$here/Makefile" ] || ! make -s -C "$here" >/dev/null; }; then
 	echo "Error: ./sockbypass is not built and 'make' failed; run 'sudo ./load.sh --deps-only' then 'make'" >&2
 	exit 11
 fi

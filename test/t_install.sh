@@ -1,0 +1,33 @@
+# shellcheck shell=bash
+# make install / uninstall into a DESTDIR, and the systemd unit.
+
+installed_files() { (cd "$TMP/root" && find . -type f | sort); }
+
+test_install_unit_and_uninstall() {
+	make -s -C "$TOP" install DESTDIR="$TMP/root" PREFIX=/usr/local >"$TMP/out" 2>&1 ||
+		fail "make install: $(cat "$TMP/out")"
+	assert_eq "$(installed_files | tr '\n' ' ')" "./usr/local/lib/systemd/system/sockbypass.service \
+./usr/local/sbin/sockbypass ./usr/local/sbin/sockbypass-load ./usr/local/sbin/sockbypass-trace \
+./usr/local/sbin/sockbypass-trace-lo ./usr/local/sbin/sockbypass-unload \
+./usr/local/share/doc/sockbypass/README.md " "installed files"
+
+	local unit=/usr/local/lib/systemd/system/sockbypass.service start stop
+	(cd "$TMP" && systemd-analyze verify --man=no --recursive-errors=no --root="$TMP/root" "$unit") \
+		>"$TMP/verify.out" 2>&1 || fail "systemd-analyze verify: $(cat "$TMP/verify.out")"
+	start=$(sed -n 's/^ExecStart=//p' "$TMP/root$unit")
+	stop=$(sed -n 's/^ExecStop=//p' "$TMP/root$unit")
+	assert_eq "$start" /usr/local/sbin/sockbypass-load "ExecStart"
+	assert_eq "$stop" /usr/local/sbin/sockbypass-unload "ExecStop"
+	# the unit's command lines, run directly (on the test's cgroup and pins, not the host's)
+	"$TMP/root$start" --cgroup "$CG" --pin-dir "$PIN" >"$TMP/out" 2>&1 ||
+		fail "ExecStart: $(cat "$TMP/out")"
+	grep -q "sockbypass loaded" "$TMP/out" || fail "ExecStart said: $(cat "$TMP/out")"
+	"$TMP/root/usr/local/sbin/sockbypass" --status --pin-dir "$PIN" >/dev/null ||
+		fail "installed binary: status"
+	"$TMP/root$stop" --pin-dir "$PIN" >"$TMP/out" 2>&1 || fail "ExecStop: $(cat "$TMP/out")"
+	grep -q "sockbypass unloaded" "$TMP/out" || fail "ExecStop said: $(cat "$TMP/out")"
+
+	make -s -C "$TOP" uninstall DESTDIR="$TMP/root" PREFIX=/usr/local >"$TMP/out" 2>&1 ||
+		fail "make uninstall: $(cat "$TMP/out")"
+	assert_eq "$(installed_files)" "" "files left after uninstall"
+}
