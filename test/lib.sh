@@ -75,7 +75,12 @@ sb_cleanup() {
 }
 
 # Start a command in the background and remember its pid for cleanup.
+# outside_cgroup is expanded here so that the pid is the command's own.
 bg() {
+	if [ "$1" = outside_cgroup ]; then
+		shift
+		set -- "$TOP/test/run-in-cgroup" "$ORIG_CG" "$@"
+	fi
 	"$@" &
 	PIDS+=($!)
 }
@@ -113,10 +118,10 @@ server() {
 	wait_file "$ready"
 }
 
-# outside_cgroup CMD...: run CMD from the cgroup the test started in.
+# outside_cgroup CMD...: run CMD from the cgroup the test started in. In the
+# background use "bg outside_cgroup ...": bg runs it so that its pid is CMD's.
 outside_cgroup() {
-	# shellcheck disable=SC2016 # expanded by the inner shell
-	bash -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' _ "$ORIG_CG" "$@"
+	"$TOP/test/run-in-cgroup" "$ORIG_CG" "$@"
 }
 
 # capture_start IFACE [FILTER]: tcpdump into $TMP/cap.pcap, ready when it returns.

@@ -88,12 +88,20 @@ static void on_alarm(int sig)
 	(void)sig;
 }
 
-/* A periodic SIGALRM with SA_RESTART: blocking calls must restart, not fail. */
+/*
+ * A periodic SIGALRM with SA_RESTART: blocking calls must restart, not fail.
+ * Blocked here, in the main thread, and unblocked by the reader, so that the
+ * signals interrupt the reader's recv() and not the sender.
+ */
 static void start_timer(void)
 {
 	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
 	struct itimerval it = { { 0, o.timer_us }, { 0, o.timer_us } };
+	sigset_t alrm;
 
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	pthread_sigmask(SIG_BLOCK, &alrm, NULL);
 	sigaction(SIGALRM, &sa, NULL);
 	setitimer(ITIMER_REAL, &it, NULL);
 }
@@ -105,6 +113,13 @@ static void *reader(void *arg)
 	unsigned long long pos = 0;
 	int flags = o.waitall ? MSG_WAITALL : 0;
 
+	if (o.timer_us) { /* the timer's signals are for this thread's blocking reads */
+		sigset_t alrm;
+
+		sigemptyset(&alrm);
+		sigaddset(&alrm, SIGALRM);
+		pthread_sigmask(SIG_UNBLOCK, &alrm, NULL);
+	}
 	if (o.read_start_ms)
 		sleep_us(o.read_start_ms * 1000);
 	for (;;) {
