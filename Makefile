@@ -32,7 +32,7 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: all clean test lint check-tools help install uninstall
+.PHONY: all clean test bench lint check-tools help install uninstall
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -41,6 +41,7 @@ all: $(BIN)
 help:
 	@echo 'make [V=1]      build ./$(BIN) (needs clang, bpftool, libbpf-dev)'
 	@echo 'make test       run the test suite (root; see README)'
+	@echo 'make bench      benchmark tables and plots (root; QUICK=1 for under a minute)'
 	@echo 'make lint       shellcheck the scripts'
 	@echo 'make install    binary, scripts and systemd unit under PREFIX=$(PREFIX) (DESTDIR too)'
 	@echo 'make uninstall  remove them'
@@ -69,6 +70,10 @@ $(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTP
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT) -Ibpf -MMD -MP -c $< -o $@
 
+$(OUTPUT)/sockbench: bench/sockbench.c Makefile | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
 # LD_PRELOAD shim for the tests: a kernel without BPF, as libbpf sees it.
 $(OUTPUT)/nobpf.so: test/nobpf.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -87,6 +92,14 @@ test:
 	./load.sh --deps-only --test-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so
 	./test/run.sh $(TESTS)
+
+# Benchmarks (root): make bench, or make bench QUICK=1 for a headline run under a minute.
+bench:
+	./load.sh --deps-only --test-deps
+	@command -v gnuplot >/dev/null || apt-get install -y -q gnuplot-nox >/dev/null || \
+		echo "gnuplot missing: no plots (apt-get install gnuplot-nox)"
+	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/sockbench
+	QUICK=$(QUICK) ./bench/run.sh
 
 install: $(BIN)
 	$(call msg,INSTALL,$(DESTDIR)$(SBINDIR))
@@ -107,7 +120,7 @@ uninstall:
 	$(Q)rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 lint:
-	shellcheck -x *.sh test/*.sh .ci/run
+	shellcheck -x *.sh test/*.sh test/run-in-cgroup bench/*.sh .ci/run
 
 clean:
 	$(call msg,CLEAN)

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# report.sh DIR: turn DIR/raw.tsv (from bench/run.sh) into DIR/results.md and,
+# with gnuplot, DIR/stream.png and DIR/rr.png. Medians over the valid runs,
+# min-max, and the on/off and unix/off ratios taken pair by pair (same round).
+set -eu
+dir=$1
+raw="$dir/raw.tsv"
+
+human_size() {
+	awk -v s="$1" 'BEGIN { if (s >= 1048576 && s % 1048576 == 0) printf "%d MiB", s / 1048576;
+		else if (s >= 1024 && s % 1024 == 0) printf "%d KiB", s / 1024; else printf "%d B", s }'
+}
+
+# stats BENCH PLACEMENT SIZE MODE: "median min max n"
+stats() {
+	awk -F'\t' -v b="$1" -v p="$2" -v s="$3" -v m="$4" \
+		'$1 == b && $2 == p && $3 == s && $4 == m && $8 == 1 && $6 != "nan" { print $6 }' "$raw" |
+		sort -g | awk '{ v[NR] = $1 } END {
+			if (!NR) { print "nan nan nan 0"; exit }
+			med = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			print med, v[1], v[NR], NR }'
+}
+
+# ratio BENCH PLACEMENT SIZE MODE: median over rounds of MODE/off
+ratio() {
+	awk -F'\t' -v b="$1" -v p="$2" -v s="$3" -v m="$4" '
+		$1 == b && $2 == p && $3 == s && $8 == 1 && $6 != "nan" { v[$4, $5] = $6; r[$5] = 1 }
+		END { for (k in r) if ((m, k) in v && ("off", k) in v && v["off", k] > 0)
+			print v[m, k] / v["off", k] }' "$raw" |
+		sort -g | awk '{ v[NR] = $1 } END { if (!NR) { print "nan"; exit }
+			printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+invalid=$(awk -F'\t' 'NR > 1 && $8 == 0' "$raw" | wc -l)
+{
+	echo "# sockbypass benchmark"
+	echo
+	echo "$(date -u '+%Y-%m-%d %H:%M UTC'); kernel $(uname -r); $(nproc) CPUs,"\
+		"$(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)."
+	echo "Runs interleaved off / on / unix, round by round; medians with min-max over the rounds;"
+	echo "ratios are the median of the per-round ratios to plain TCP. 'split': client on CPU 0,"
+	echo "server on CPU 1; 'same': both on CPU 0. Runs of the bypass whose data crossed lo would"
+	echo "be discarded as invalid: $invalid were."
+	for placement in $(cut -f2 "$raw" | tail -n +2 | sort -u); do
+		echo
+		echo "## Stream throughput, Gbit/s ($placement)"
+		echo
+		echo "| write size | plain TCP | sockbypass | AF_UNIX | sockbypass/TCP | AF_UNIX/TCP |"
+		echo "|---:|---:|---:|---:|---:|---:|"
+		awk -F'\t' '$1 == "stream" { print $3 }' "$raw" | sort -un | while read -r size; do
+			row="| $(human_size "$size") |"
+			for mode in off on unix; do
+				read -r med lo hi _ < <(stats stream "$placement" "$size" "$mode")
+				row="$row $(printf '%.2f (%.2f–%.2f)' "$med" "$lo" "$hi") |"
+			done
+			echo "$row $(ratio stream "$placement" "$size" on) | $(ratio stream "$placement" "$size" unix) |"
+		done
+		echo
+		echo "## Round trip (ping-pong), mean µs ($placement)"
+		echo
+		echo "| message size | plain TCP | sockbypass | AF_UNIX | sockbypass/TCP | AF_UNIX/TCP |"
+		echo "|---:|---:|---:|---:|---:|---:|"
+		awk -F'\t' '$1 == "rr" { print $3 }' "$raw" | sort -un | while read -r size; do
+			row="| $(human_size "$size") |"
+			for mode in off on unix; do
+				read -r med lo hi _ < <(stats rr "$placement" "$size" "$mode")
+				row="$row $(printf '%.1f (%.1f–%.1f)' "$med" "$lo" "$hi") |"
+			done
+			echo "$row $(ratio rr "$placement" "$size" on) | $(ratio rr "$placement" "$size" unix) |"
+		done
+		echo
+		echo "## Connections: connect, 1-byte echo, close, per second ($placement)"
+		echo
+		echo "| plain TCP | sockbypass | AF_UNIX | sockbypass/TCP |"
+		echo "|---:|---:|---:|---:|"
+		row="|"
+		for mode in off on unix; do
+			read -r med lo hi _ < <(stats conn "$placement" 1 "$mode")
+			row="$row $(printf '%.0f (%.0f–%.0f)' "$med" "$lo" "$hi") |"
+		done
+		echo "$row $(ratio conn "$placement" 1 on) |"
+	done
+} >"$dir/results.md"
+cat "$dir/results.md"
+
+command -v gnuplot >/dev/null || { echo "(gnuplot missing: no plots; apt-get install gnuplot-nox)" >&2; exit 0; }
+placement=$(cut -f2 "$raw" | tail -n +2 | sort -u | head -n 1)
+for bench in stream rr; do
+	awk -F'\t' -v b=$bench '$1 == b { print $3 }' "$raw" | sort -un | while read -r size; do
+		printf '%s' "$size"
+		for mode in off on unix; do
+			read -r med _ < <(stats "$bench" "$placement" "$size" "$mode")
+			printf ' %s' "$med"
+		done
+		echo
+	done >"$dir/$bench.dat"
+done
+gnuplot <<GP
+set terminal png size 900,500
+set output "$dir/stream.png"
+set title "Stream throughput by write size ($placement CPUs, median)"
+set logscale x 2
+set xlabel "write size (bytes)"
+set ylabel "Gbit/s"
+set key top left
+set grid
+plot "$dir/stream.dat" using 1:2 with linespoints title "plain TCP", \
+     "" using 1:3 with linespoints title "sockbypass", \
+     "" using 1:4 with linespoints title "AF_UNIX"
+set output "$dir/rr.png"
+set title "Round trip by message size ($placement CPUs, median)"
+set ylabel "mean RTT (µs)"
+plot "$dir/rr.dat" using 1:2 with linespoints title "plain TCP", \
+     "" using 1:3 with linespoints title "sockbypass", \
+     "" using 1:4 with linespoints title "AF_UNIX"
+GP

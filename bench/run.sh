@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# make bench [QUICK=1]: plain loopback TCP, sockbypass and AF_UNIX, interleaved
+# run by run, in a network namespace, cgroup and bpffs of its own. Prints
+# markdown tables (medians, min-max, on/off ratios pair by pair) and writes
+# them with gnuplot PNGs to bench/results/<time>/ and bench/results/latest/.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/.." && pwd)
+
+case "${1:-}" in
+-h | --help)
+	echo "Usage: sudo make bench [QUICK=1]   (QUICK: a headline run in under a minute)"
+	exit 0 ;;
+esac
+if [ "$(id -u)" != 0 ]; then
+	echo "Error: the benchmark loads sockbypass: run 'sudo make bench'" >&2
+	exit 3
+fi
+# our own mount and network namespace: a private lo, bpffs and nothing left behind
+if [ -z "${SB_BENCH_INNER:-}" ]; then
+	exec unshare -m -n --propagation private env SB_BENCH_INNER=1 "$0" "$@"
+fi
+
+# shellcheck source=test/lib.sh
+. "$top/test/lib.sh"
+sb_setup
+BENCH="$top/.output/sockbench"
+
+if [ "${QUICK:-0}" = 1 ]; then
+	REPS=3 SECS=1
+	STREAM_SIZES="1024 65536"
+	RR_SIZES="1024"
+	PLACEMENTS="split"
+else
+	REPS=5 SECS=2
+	STREAM_SIZES="64 1024 4096 16384 64512 65536 262144 1048576"
+	RR_SIZES="64 1024 16384"
+	PLACEMENTS="split same"
+fi
+
+stamp=$(date -u +%Y%m%d-%H%M%S)
+out="$top/bench/results/$stamp"
+mkdir -p "$out"
+raw="$out/raw.tsv" # bench placement size mode rep value lo_bytes valid
+printf 'bench\tplacement\tsize\tmode\trep\tvalue\tlo_bytes\tvalid\n' >"$raw"
+
+# shellcheck disable=SC2119 # load passes loader options, none here
+load
+lo_bytes() { cat /sys/class/net/lo/statistics/tx_bytes; }
+
+# servers for one placement: off = plain TCP (outside the covered cgroup),
+# on = TCP inside it (bypassed), unix = AF_UNIX
+start_servers() {
+	local cpu=$1
+	stop_servers
+	"$top/test/run-in-cgroup" "$ORIG_CG" "$BENCH" -l 127.0.0.1:5001 -c "$cpu" >/dev/null &
+	SERVERS=($!)
+	"$BENCH" -l 127.0.0.1:5002 -c "$cpu" >/dev/null &
+	SERVERS+=($!)
+	"$BENCH" -l "unix:$TMP/bench.sock" -c "$cpu" >/dev/null &
+	SERVERS+=($!)
+	PIDS+=("${SERVERS[@]}")
+	sleep 0.3
+}
+stop_servers() {
+	local p
+	for p in "${SERVERS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+	SERVERS=()
+}
+
+# run BENCH PLACEMENT SIZE MODE REP CLIENT_CPU: one measurement, appended to $raw
+run_one() {
+	local bench=$1 placement=$2 size=$3 mode=$4 rep=$5 cpu=$6 addr key value before after moved valid
+	case $mode in
+	off) addr=127.0.0.1:5001 ;;
+	on) addr=127.0.0.1:5002 ;;
+	unix) addr="unix:$TMP/bench.sock" ;;
+	esac
+	case $bench in
+	stream) key=gbit_s ;;
+	rr) key=mean_us ;;
+	conn) key=conn_per_s ;;
+	esac
+	before=$(lo_bytes)
+	local res
+	if [ "$mode" = off ]; then
+		res=$(outside_cgroup "$BENCH" -m "$bench" -a "$addr" -s "$size" -t "$SECS" -c "$cpu")
+	else
+		res=$("$BENCH" -m "$bench" -a "$addr" -s "$size" -t "$SECS" -c "$cpu")
+	fi
+	after=$(lo_bytes)
+	value=$(tr ' ' '\n' <<<"$res" | sed -n "s/^$key=//p")
+	# a bypassed run is valid only if its data did not cross lo (handshakes may)
+	valid=1
+	if [ "$mode" = on ] && [ "$bench" != conn ]; then
+		case $bench in
+		stream) moved=$(tr ' ' '\n' <<<"$res" | sed -n 's/^bytes=//p') ;;
+		rr) moved=$(awk -v r="$(tr ' ' '\n' <<<"$res" | sed -n 's/^rtt_per_s=//p')" \
+			-v s="$size" -v t="$SECS" 'BEGIN { printf "%d", r * t * s * 2 }') ;;
+		esac
+		[ $((after - before)) -le $((moved / 100 + 20000)) ] || valid=0
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$bench" "$placement" "$size" "$mode" "$rep" \
+		"${value:-nan}" $((after - before)) "$valid" >>"$raw"
+}
+
+echo "sockbench: off = plain loopback TCP, on = sockbypass, unix = AF_UNIX stream" >&2
+for placement in $PLACEMENTS; do
+	if [ "$placement" = same ]; then server_cpu=0 client_cpu=0; else server_cpu=1 client_cpu=0; fi
+	start_servers "$server_cpu"
+	for rep in $(seq "$REPS"); do
+		for size in $STREAM_SIZES; do
+			for mode in off on unix; do run_one stream "$placement" "$size" "$mode" "$rep" "$client_cpu"; done
+		done
+		for size in $RR_SIZES; do
+			for mode in off on unix; do run_one rr "$placement" "$size" "$mode" "$rep" "$client_cpu"; done
+		done
+		for mode in off on unix; do run_one conn "$placement" 1 "$mode" "$rep" "$client_cpu"; done
+		echo "  $placement: round $rep of $REPS done" >&2
+	done
+done
+stop_servers
+
+"$here/report.sh" "$out"
+rm -rf "$top/bench/results/latest"
+cp -r "$out" "$top/bench/results/latest"
+echo "results: $out (and bench/results/latest)" >&2

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockbench: one code path for TCP and AF_UNIX stream sockets, so that the
+ * plain TCP, sockbypass and AF_UNIX columns of `make bench` differ only in
+ * the socket underneath.
+ *
+ *   sockbench -l ADDR [-c CPU]                  serve (forever, one client at a time)
+ *   sockbench -m stream -a ADDR -s SIZE -t SECS [-c CPU]   bytes/s of SIZE writes
+ *   sockbench -m rr     -a ADDR -s SIZE -t SECS [-c CPU]   round trips of SIZE bytes
+ *   sockbench -m conn   -a ADDR -t SECS [-c CPU]           connect/1-byte echo/close
+ *
+ * ADDR is HOST:PORT for TCP (127.0.0.1:5000, [::1]:5000) or unix:PATH.
+ * Prints one line of key=value results.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_SIZE (4 << 20)
+
+static void die(const char *what)
+{
+	fprintf(stderr, "sockbench: %s: %s\n", what, strerror(errno));
+	exit(2);
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static socklen_t parse_addr(const char *s, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (!strncmp(s, "unix:", 5)) {
+		struct sockaddr_un *un = (void *)ss;
+
+		un->sun_family = AF_UNIX;
+		snprintf(un->sun_path, sizeof(un->sun_path), "%s", s + 5);
+		return sizeof(*un);
+	}
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	int port;
+
+	if (!colon || colon - s >= (long)sizeof(host)) {
+		fprintf(stderr, "sockbench: bad address '%s'\n", s);
+		exit(2);
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
+	port = atoi(colon + 1);
+	if (host[0] == '[') {
+		struct sockaddr_in6 *in6 = (void *)ss;
+
+		host[strlen(host) - 1] = '\0';
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(port);
+		if (inet_pton(AF_INET6, host + 1, &in6->sin6_addr) != 1)
+			die("inet_pton");
+		return sizeof(*in6);
+	}
+	struct sockaddr_in *in = (void *)ss;
+
+	in->sin_family = AF_INET;
+	in->sin_port = htons(port);
+	if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
+		die("inet_pton");
+	return sizeof(*in);
+}
+
+static int connect_to(const char *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = parse_addr(addr, &ss);
+	int fd = socket(ss.ss_family, SOCK_STREAM, 0), one = 1;
+
+	if (fd < 0)
+		die("socket");
+	if (connect(fd, (struct sockaddr *)&ss, len))
+		die("connect");
+	if (ss.ss_family != AF_UNIX)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+static int read_full(int fd, char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = read(fd, buf, len);
+
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue; /* EAGAIN: see README, Known limits */
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Server: a 1-byte header says what the client wants: 's' stream (read until
+ * EOF), 'r' round trips (echo SIZE-byte messages; SIZE follows as 4 bytes),
+ * 'c' one byte echoed, then close.
+ */
+static void serve_one(int fd, char *buf)
+{
+	char mode;
+	unsigned int size;
+
+	if (read_full(fd, &mode, 1))
+		return;
+	switch (mode) {
+	case 's':
+		while (1) {
+			ssize_t n = read(fd, buf, MAX_SIZE);
+
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0)
+				break;
+		}
+		write_full(fd, "k", 1); /* everything arrived */
+		break;
+	case 'r':
+		if (read_full(fd, (char *)&size, 4) || size > MAX_SIZE)
+			return;
+		while (!read_full(fd, buf, size) && !write_full(fd, buf, size))
+			;
+		break;
+	case 'c':
+		write_full(fd, buf, 1);
+		break;
+	}
+}
+
+static void __attribute__((noreturn)) do_listen(const char *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = parse_addr(addr, &ss);
+	int fd = socket(ss.ss_family, SOCK_STREAM, 0), one = 1;
+	char *buf = malloc(MAX_SIZE);
+
+	if (fd < 0 || !buf)
+		die("socket");
+	if (ss.ss_family == AF_UNIX)
+		unlink(((struct sockaddr_un *)&ss)->sun_path);
+	else
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 128))
+		die("bind/listen");
+	printf("listening\n");
+	fflush(stdout);
+	for (;;) {
+		int c = accept(fd, NULL, NULL);
+
+		if (c < 0) {
+			if (errno == EINTR)
+				continue;
+			die("accept");
+		}
+		if (ss.ss_family != AF_UNIX)
+			setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		serve_one(c, buf);
+		close(c);
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* mean, p50, p99 of n samples, in microseconds */
+static void print_latency(const char *what, double *lat, size_t n, double secs)
+{
+	double sum = 0;
+
+	qsort(lat, n, sizeof(*lat), cmp_double);
+	for (size_t i = 0; i < n; i++)
+		sum += lat[i];
+	printf("%s=%.0f mean_us=%.2f p50_us=%.2f p99_us=%.2f\n", what, n / secs,
+	       n ? sum / n * 1e6 : 0, n ? lat[n / 2] * 1e6 : 0, n ? lat[n * 99 / 100] * 1e6 : 0);
+}
+
+int main(int argc, char **argv)
+{
+	const char *addr = NULL, *mode = "stream";
+	double secs = 2, t0, t;
+	size_t size = 65536, cap = 1 << 22, n = 0;
+	int c, cpu = -1, listen_mode = 0;
+
+	while ((c = getopt(argc, argv, "l:a:m:s:t:c:")) != -1) {
+		switch (c) {
+		case 'l': listen_mode = 1; addr = optarg; break;
+		case 'a': addr = optarg; break;
+		case 'm': mode = optarg; break;
+		case 's': size = strtoul(optarg, NULL, 0); break;
+		case 't': secs = atof(optarg); break;
+		case 'c': cpu = atoi(optarg); break;
+		default: fputs("see the comment at the top of bench/sockbench.c\n", stderr); return 2;
+		}
+	}
+	if (!addr || !size || size > MAX_SIZE || secs <= 0) {
+		fputs("sockbench: need -l ADDR or -a ADDR, 0 < -s <= 4M, -t > 0\n", stderr);
+		return 2;
+	}
+	if (cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set))
+			die("sched_setaffinity");
+	}
+	if (listen_mode)
+		do_listen(addr);
+
+	char *buf = calloc(1, size);
+	double *lat = malloc(cap * sizeof(double));
+
+	if (!buf || !lat)
+		die("malloc");
+	if (!strcmp(mode, "stream")) {
+		int fd = connect_to(addr);
+		unsigned long long bytes = 0;
+
+		write_full(fd, "s", 1);
+		t0 = now();
+		do {
+			if (write_full(fd, buf, size))
+				die("write");
+			bytes += size;
+		} while (now() - t0 < secs);
+		shutdown(fd, SHUT_WR);
+		if (read_full(fd, buf, 1)) /* the server read it all */
+			die("stream end");
+		t = now() - t0;
+		printf("gbit_s=%.3f bytes=%llu secs=%.3f\n", bytes * 8 / t / 1e9, bytes, t);
+		close(fd);
+	} else if (!strcmp(mode, "rr")) {
+		int fd = connect_to(addr);
+		unsigned int s32 = (unsigned int)size;
+
+		write_full(fd, "r", 1);
+		write_full(fd, (char *)&s32, 4);
+		t0 = now();
+		do {
+			double s = now();
+
+			if (write_full(fd, buf, size) || read_full(fd, buf, size))
+				die("round trip");
+			if (n < cap)
+				lat[n++] = now() - s;
+		} while (now() - t0 < secs);
+		print_latency("rtt_per_s", lat, n, now() - t0);
+		close(fd);
+	} else if (!strcmp(mode, "conn")) {
+		t0 = now();
+		do {
+			double s = now();
+			int fd = connect_to(addr);
+
+			if (write_full(fd, "c", 1) || read_full(fd, buf, 1))
+				die("connection");
+			close(fd);
+			if (n < cap)
+				lat[n++] = now() - s;
+		} while (now() - t0 < secs);
+		print_latency("conn_per_s", lat, n, now() - t0);
+	} else {
+		fprintf(stderr, "sockbench: unknown mode '%s'\n", mode);
+		return 2;
+	}
+	return 0;
+}
