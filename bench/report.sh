@@ -84,33 +84,37 @@ invalid=$(awk -F'\t' 'NR > 1 && $8 == 0' "$raw" | wc -l)
 cat "$dir/results.md"
 
 command -v gnuplot >/dev/null || { echo "(gnuplot missing: no plots; apt-get install gnuplot-nox)" >&2; exit 0; }
-placement=$(cut -f2 "$raw" | tail -n +2 | sort -u | head -n 1)
-for bench in stream rr; do
-	awk -F'\t' -v b=$bench '$1 == b { print $3 }' "$raw" | sort -un | while read -r size; do
-		printf '%s' "$size"
-		for mode in off on unix; do
-			read -r med _ < <(stats "$bench" "$placement" "$size" "$mode")
-			printf ' %s' "$med"
-		done
-		echo
-	done >"$dir/$bench.dat"
-done
-gnuplot <<GP
-set terminal png size 900,500
-set output "$dir/stream.png"
-set title "Stream throughput by write size ($placement CPUs, median)"
+for placement in $(cut -f2 "$raw" | tail -n +2 | sort -u); do
+	for bench in stream rr; do
+		awk -F'\t' -v b=$bench '$1 == b { print $3 }' "$raw" | sort -un | while read -r size; do
+			printf '%s' "$size"
+			for mode in off on unix; do
+				read -r med _ < <(stats "$bench" "$placement" "$size" "$mode")
+				printf ' %s' "$med"
+			done
+			echo
+		done >"$dir/$bench-$placement.dat"
+	done
+	gnuplot <<GP
+set terminal png size 900,500 noenhanced
 set logscale x 2
-set xlabel "write size (bytes)"
-set ylabel "Gbit/s"
+set xtics ("64" 64, "1K" 1024, "4K" 4096, "16K" 16384, "64K" 65536, "256K" 262144, "1M" 1048576)
 set key top left
 set grid
-plot "$dir/stream.dat" using 1:2 with linespoints title "plain TCP", \
+set output "$dir/stream-$placement.png"
+set title "Stream throughput by write size (placement: $placement, medians)"
+set xlabel "write size (bytes)"
+set ylabel "Gbit/s"
+plot "$dir/stream-$placement.dat" using 1:2 with linespoints title "plain TCP", \
      "" using 1:3 with linespoints title "sockbypass", \
      "" using 1:4 with linespoints title "AF_UNIX"
-set output "$dir/rr.png"
-set title "Round trip by message size ($placement CPUs, median)"
-set ylabel "mean RTT (µs)"
-plot "$dir/rr.dat" using 1:2 with linespoints title "plain TCP", \
+set output "$dir/rr-$placement.png"
+set title "Round trip by message size (placement: $placement, medians)"
+set xlabel "message size (bytes)"
+set ylabel "mean RTT (us)"
+set yrange [0:*]
+plot "$dir/rr-$placement.dat" using 1:2 with linespoints title "plain TCP", \
      "" using 1:3 with linespoints title "sockbypass", \
      "" using 1:4 with linespoints title "AF_UNIX"
 GP
+done
