@@ -90,7 +90,7 @@ $(OUTPUT)/tcpcheck: test/tcpcheck.c Makefile | $(OUTPUT)
 # Installs what is missing (Debian), builds, runs every test; TESTS=pattern picks some.
 test:
 	./load.sh --deps-only --test-deps
-	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so
+	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench
 	./test/run.sh $(TESTS)
 
 # Benchmarks (root): make bench, or make bench QUICK=1 for a headline run under a minute.

@@ -29,6 +29,7 @@ struct sb_env env = {
 	.pin_dir = SB_DEFAULT_PIN_DIR,
 	.timeout = 30,
 	.queue_limit = SB_DEFAULT_QUEUE_LIMIT,
+	.map_size = SB_SOCKHASH_MAX,
 };
 
 void err_line(const char *fmt, ...)
@@ -53,7 +54,8 @@ const char *argp_program_version = "sockbypass 0.1";
 static const char doc[] =
 	"Make TCP between two local sockets skip the TCP/IP stack.\n"
 	"\n"
-	"USAGE: sockbypass [--cgroup PATH] [--pin-dir PATH] [--queue-limit BYTES] [--trace] [-v]\n"
+	"USAGE: sockbypass [--cgroup PATH] [--pin-dir PATH] [--queue-limit BYTES]\n"
+	"                  [--map-size SOCKETS] [--trace] [-v]\n"
 	"       sockbypass --unload [--pin-dir PATH] [--timeout SECONDS]\n"
 	"       sockbypass --status [--json | --prometheus] [--pin-dir PATH]\n"
 	"\n"
@@ -77,6 +79,8 @@ static const struct argp_option opts[] = {
 	{ "timeout", 't', "SECONDS", 0, "--unload: how long to wait for readers to drain (default 30)", 0 },
 	{ "queue-limit", 'q', "BYTES", 0, "unread bypassed bytes a receiver may hold before "
 	  "its sender falls back to TCP until it caught up (default 64M; K/M/G suffixes)", 0 },
+	{ "map-size", 'm', "SOCKETS", 0, "sockets the map holds (default 65536); "
+	  "connections beyond stay on TCP", 0 },
 	{ "trace", 'T', NULL, 0, "print socket events to the kernel trace pipe", 0 },
 	{ "verbose", 'v', NULL, 0, "show libbpf debug output", 0 },
 	{ "help", 'h', NULL, OPTION_HIDDEN, "show this help", 0 },
@@ -138,6 +142,13 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 			env.queue_limit <<= 30, end++;
 		if (errno || end == arg || *end || arg[0] == '-' || env.queue_limit < 65536)
 			argp_error(state, "--queue-limit: '%s' is not a size of at least 64K", arg);
+		break;
+	case 'm':
+		errno = 0;
+		env.map_size = strtoul(arg, &end, 10);
+		if (errno || end == arg || *end || arg[0] == '-' || env.map_size < 2 ||
+		    env.map_size > (1U << 24))
+			argp_error(state, "--map-size: '%s' is not a number of sockets (2-16777216)", arg);
 		break;
 	case 'T':
 		env.trace = true;
@@ -318,6 +329,11 @@ static int do_load(void)
 		goto out;
 	}
 	skel->rodata->sb_trace = env.trace;
+	/* one entry per socket in each; clients waiting for their server: a quarter */
+	bpf_map__set_max_entries(skel->maps.sb_sockhash, env.map_size);
+	bpf_map__set_max_entries(skel->maps.sb_pairs, env.map_size);
+	bpf_map__set_max_entries(skel->maps.sb_pending, env.map_size / 4 > 64 ? env.map_size / 4 : 64);
+	bpf_map__set_max_entries(skel->maps.sb_hints, env.map_size / 4 > 64 ? env.map_size / 4 : 64);
 	err = sockbypass_bpf__load(skel);
 	if (err) {
 		err_line("the kernel refused the BPF programs: %s (the log above says why; "

@@ -35,6 +35,7 @@ struct sb_env {
 	bool trace;
 	double timeout;
 	__u64 queue_limit;
+	__u32 map_size;
 };
 
 extern struct sb_env env;

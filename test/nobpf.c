@@ -4,12 +4,15 @@
  * creation, as on a kernel built without BPF, sockmap or cgroup BPF; or, with
  * NOBPF_FAIL_CMD=N, only for bpf command N (e.g. 28, BPF_LINK_CREATE: the
  * last step of a load), or with NOBPF_FAIL_PROG=NAME only for loading the
- * program called NAME (as a verifier refusal would). libbpf calls bpf(2)
- * through glibc's syscall(), which this replaces.
+ * program called NAME (as a verifier refusal would). NOBPF_KILL_CMD=N with
+ * NOBPF_KILL_AT=K instead kills the process (SIGKILL) at its K-th bpf command
+ * N, to leave a load half done. libbpf calls bpf(2) through glibc's
+ * syscall(), which this replaces.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +30,13 @@ long syscall(long nr, ...)
 	for (i = 0; i < 6; i++)
 		a[i] = va_arg(ap, long);
 	va_end(ap);
-	if (nr == __NR_bpf) {
+	if (nr == __NR_bpf && getenv("NOBPF_KILL_CMD")) {
+		static long seen;
+
+		if (a[0] == atol(getenv("NOBPF_KILL_CMD")) &&
+		    ++seen == atol(getenv("NOBPF_KILL_AT") ? getenv("NOBPF_KILL_AT") : "1"))
+			raise(SIGKILL);
+	} else if (nr == __NR_bpf) {
 		const char *only = getenv("NOBPF_FAIL_CMD"), *prog = getenv("NOBPF_FAIL_PROG");
 		const union bpf_attr *attr = (const void *)a[1];
 		int hit;

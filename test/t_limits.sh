@@ -29,3 +29,24 @@ test_splice_reader_needs_to_stay_outside_the_cgroup() {
 	"$TCPCHECK" -a 127.0.0.1 -p 9701 -s 1M -r 0 >/dev/null || fail "client"
 	wait "${PIDS[-1]}" || fail "splice reader outside the cgroup lost data"
 }
+
+test_close_with_unread_bypassed_data_is_a_fin() {
+	# plain TCP: the reader's close with unread data resets, the writer fails
+	server -a 127.0.0.1 -p 9720 -Q
+	"$TCPCHECK" -a 127.0.0.1 -p 9720 -s 64M -r 0 >"$TMP/plain.out" 2>&1 &&
+		fail "plain TCP: no error after the reader closed with unread data"
+	grep -qE "Broken pipe|Connection reset" "$TMP/plain.out" || fail "plain TCP: $(cat "$TMP/plain.out")"
+	load
+	# documented: bypassed bytes are not in the TCP receive queue, so the close
+	# sends a FIN and the writer, whose writes all fitted in the queue limit, sees none
+	server -a 127.0.0.1 -p 9721 -Q
+	"$TCPCHECK" -a 127.0.0.1 -p 9721 -s 32M -r 0 >"$TMP/bypass.out" 2>&1 ||
+		fail "bypassed: the writer saw an error, update the README: $(cat "$TMP/bypass.out")"
+	# beyond the queue limit TCP carries the bytes again, and with them the reset
+	unload
+	load --queue-limit 1M
+	server -a 127.0.0.1 -p 9722 -Q
+	"$TCPCHECK" -a 127.0.0.1 -p 9722 -s 64M -r 0 >"$TMP/limit.out" 2>&1 &&
+		fail "bypassed past the limit: no error after the reader closed with unread data"
+	grep -qE "Broken pipe|Connection reset" "$TMP/limit.out" || fail "past the limit: $(cat "$TMP/limit.out")"
+}

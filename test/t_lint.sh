@@ -10,6 +10,7 @@ test_shellcheck_clean() {
 # no-root: test_build_has_no_warnings
 test_build_has_no_warnings() {
 	local out
-	out=$(make -C "$TOP" -B -s sockbypass .output/tcpcheck .output/nobpf.so 2>&1 | grep -iE 'warning|error')
+	out=$(make -C "$TOP" -B -s sockbypass .output/tcpcheck .output/nobpf.so .output/sockbench 2>&1 |
+		grep -iE 'warning|error')
 	[ -z "$out" ] || fail "compiler warnings: $out"
 }

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 static struct {
-	bool listen, tfo, defer, peek, fionread, waitall, eagain_fatal, splice_read;
+	bool listen, tfo, defer, peek, fionread, waitall, eagain_fatal, splice_read, quit;
 	long timer_us;
 	const char *addr, *port, *ready_file, *bind_port;
 	unsigned long long seed;
@@ -310,6 +310,12 @@ static int do_listen(void)
 	if (c < 0)
 		die("accept");
 	close(fd);
+	if (o.quit) { /* close with whatever arrives unread: the peer sees a reset */
+		sleep_us(200000);
+		close(c);
+		printf("ok closed unread\n");
+		return 0;
+	}
 	return run(c, 1, NULL);
 }
 
@@ -358,7 +364,7 @@ static void usage(void)
 {
 	fputs("usage: tcpcheck [-l] [-a ADDR] [-p PORT] [-s SEND_BYTES] [-r RECV_BYTES]\n"
 	      "  [-w WRITE_CHUNK] [-R READ_CHUNK] [-d READ_DELAY_US] [-P READ_START_MS]\n"
-	      "  [-S SEND_START_MS] [-g SEND_GAP_US] [-T TIMER_US] [-X splice reads] [-F tfo] [-D defer-accept] [-K peek] [-I fionread]\n"
+	      "  [-S SEND_START_MS] [-g SEND_GAP_US] [-T TIMER_US] [-X splice reads] [-Q close unread] [-F tfo] [-D defer-accept] [-K peek] [-I fionread]\n"
 	      "  [-W waitall] [-E EAGAIN is fatal] [-f READY_FILE] [-k SEED] [-b SRC_PORT]\n", stderr);
 	exit(2);
 }
@@ -367,7 +373,7 @@ int main(int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "la:p:s:r:w:R:d:P:S:g:T:XFDKIWEf:k:b:h")) != -1) {
+	while ((c = getopt(argc, argv, "la:p:s:r:w:R:d:P:S:g:T:XQFDKIWEf:k:b:h")) != -1) {
 		switch (c) {
 		case 'l': o.listen = true; break;
 		case 'a': o.addr = optarg; break;
@@ -382,6 +388,7 @@ int main(int argc, char **argv)
 		case 'g': o.send_gap_us = (long)num(optarg); break;
 		case 'T': o.timer_us = (long)num(optarg); break;
 		case 'X': o.splice_read = true; break;
+		case 'Q': o.quit = true; break;
 		case 'F': o.tfo = true; break;
 		case 'D': o.defer = true; break;
 		case 'K': o.peek = true; break;
