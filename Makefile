@@ -32,7 +32,7 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: all clean test bench lint check-tools help install uninstall
+.PHONY: all clean test stress bench lint check-tools help install uninstall
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -41,6 +41,7 @@ all: $(BIN)
 help:
 	@echo 'make [V=1]      build ./$(BIN) (needs clang, bpftool, libbpf-dev)'
 	@echo 'make test       run the test suite (root; see README)'
+	@echo 'make stress     load, churn, reload cycles and hostile input (root; < 10 min)'
 	@echo 'make bench      benchmark tables and plots (root; QUICK=1 for under a minute)'
 	@echo 'make lint       shellcheck the scripts'
 	@echo 'make install    binary, scripts and systemd unit under PREFIX=$(PREFIX) (DESTDIR too)'
@@ -70,6 +71,10 @@ $(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTP
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT) -Ibpf -MMD -MP -c $< -o $@
 
+$(OUTPUT)/tcpmany: test/tcpmany.c Makefile | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
 $(OUTPUT)/sockbench: bench/sockbench.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
@@ -92,6 +97,13 @@ test:
 	./load.sh --deps-only --test-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench
 	./test/run.sh $(TESTS)
+
+# The stress suite (root, under 10 minutes): test/s_*.sh.
+stress:
+	./load.sh --deps-only --test-deps
+	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
+		$(OUTPUT)/tcpmany
+	SUITE=s ./test/run.sh $(TESTS)
 
 # Benchmarks (root): make bench, or make bench QUICK=1 for a headline run under a minute.
 bench:

@@ -3,15 +3,17 @@
 # mount and network namespace with its own cgroup and bpffs (see lib.sh).
 # Prints TAP-like lines and ends with "N passed, N failed, N skipped".
 #
-#   test/run.sh [PATTERN]   run the tests whose name contains PATTERN
+#   test/run.sh [PATTERN]           run the tests whose name contains PATTERN
+#   SUITE=s test/run.sh [PATTERN]   the stress suite, test/s_*.sh (make stress)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 filter=${1:-}
 per_test_timeout=${SB_TEST_TIMEOUT:-300}
+suite=${SUITE:-t}
 
 case "$filter" in
 -h | --help)
-	echo "Usage: test/run.sh [PATTERN]  (as root; 'sudo make test' builds first)"
+	echo "Usage: [SUITE=s] test/run.sh [PATTERN]  (as root; 'sudo make test' / 'sudo make stress' build first)"
 	exit 0 ;;
 esac
 
@@ -35,9 +37,9 @@ report() { # status name detail
 	esac
 }
 
-for file in "$here"/t_*.sh; do
+for file in "$here/${suite}"_*.sh; do
 	for t in $(bash -c ". '$file'; declare -F" | awk '$3 ~ /^test_/ { print $3 }'); do
-		name="$(basename "$file" .sh | sed 's/^t_//'): ${t#test_}"
+		name="$(basename "$file" .sh | sed "s/^${suite}_//"): ${t#test_}"
 		case "$name" in *"$filter"*) ;; *) continue ;; esac
 		if [ "$(id -u)" != 0 ] && ! grep -q "^# no-root: $t\$" "$file"; then
 			if [ "${CI:-}" = true ]; then
@@ -58,7 +60,8 @@ for file in "$here"/t_*.sh; do
 		rc=$?
 		secs=$(($(date +%s) - start))
 		case $rc in
-		0) report pass "$name (${secs}s)" ;;
+		0) report pass "$name (${secs}s)"
+		   grep '^result: ' "$log" | sed 's/^/#   /' ;;
 		77) if [ "${CI:-}" = true ]; then
 			report fail "$name" "skipped under CI: $(tail -n 3 "$log")"
 		    else

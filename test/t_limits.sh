@@ -14,7 +14,7 @@ test_blocking_recv_returns_eagain_on_signals() {
 	local n
 	n=$(sed -n 's/.*eagain=\([0-9]*\).*/\1/p' "$TMP/bypass.out")
 	assert_gt "${n:-0}" 0 "EAGAINs of a blocking bypassed reader with a 1 ms timer (documented)"
-	echo "plain TCP: 0 EAGAIN; bypassed: $n EAGAIN in 256 reads"
+	echo "result: a 1 ms SA_RESTART timer: plain TCP 0 EAGAIN, bypassed $n EAGAIN in 256 blocking reads"
 }
 
 test_splice_reader_needs_to_stay_outside_the_cgroup() {

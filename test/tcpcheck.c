@@ -353,6 +353,8 @@ static unsigned long long num(const char *s)
 		v <<= 10, end++;
 	else if (*end == 'M' || *end == 'm')
 		v <<= 20, end++;
+	else if (*end == 'G' || *end == 'g')
+		v <<= 30, end++;
 	if (*end) {
 		fprintf(stderr, "tcpcheck: bad number '%s'\n", s);
 		exit(2);
