@@ -23,12 +23,12 @@ slot() {
 }
 
 test_50_reload_cycles_under_20_streams() {
-	local i cycle pids=()
+	local i pids=()
 	for i in $(seq 20); do
 		slot "$i" &
 		pids+=($!)
 	done
-	for cycle in $(seq 50); do
+	for _ in $(seq 50); do
 		load
 		sleep 0.2
 		unload --timeout 30
