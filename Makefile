@@ -64,7 +64,7 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name sockbypass_bpf > $@
 
-LOADER_OBJS := $(OUTPUT)/loader.o $(OUTPUT)/pins.o $(OUTPUT)/status.o
+LOADER_OBJS := $(OUTPUT)/loader.o $(OUTPUT)/options.o $(OUTPUT)/pins.o $(OUTPUT)/status.o
 
 # every loader object waits for the skeleton: loader.c includes it
 $(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTPUT)
@@ -78,6 +78,19 @@ $(OUTPUT)/tcpmany: test/tcpmany.c Makefile | $(OUTPUT)
 $(OUTPUT)/sockbench: bench/sockbench.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
+
+# The loader with ASan and UBSan, for the error-path tests (SOCKBYPASS_BIN=...).
+SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LOADER_SRCS := loader.c options.c pins.c status.c
+$(OUTPUT)/asan/sockbypass: $(LOADER_SRCS) loader.h $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTPUT)
+	$(call msg,CC-ASAN,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) -g -O1 $(SANITIZE) -I$(OUTPUT) -Ibpf $(LOADER_SRCS) $(LIBBPF_LIBS) -o $@
+
+# libFuzzer target for option and path parsing.
+$(OUTPUT)/fuzz_options: test/fuzz_options.c options.c loader.h Makefile | $(OUTPUT)
+	$(call msg,CC-FUZZ,$@)
+	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -I. -Ibpf test/fuzz_options.c options.c -o $@
 
 # LD_PRELOAD shim for the tests: a kernel without BPF, as libbpf sees it.
 $(OUTPUT)/nobpf.so: test/nobpf.c Makefile | $(OUTPUT)
@@ -95,14 +108,15 @@ $(OUTPUT)/tcpcheck: test/tcpcheck.c Makefile | $(OUTPUT)
 # Installs what is missing (Debian), builds, runs every test; TESTS=pattern picks some.
 test:
 	./load.sh --deps-only --test-deps
-	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench
+	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
+		$(OUTPUT)/tcpmany
 	./test/run.sh $(TESTS)
 
 # The stress suite (root, under 10 minutes): test/s_*.sh.
 stress:
 	./load.sh --deps-only --test-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
-		$(OUTPUT)/tcpmany
+		$(OUTPUT)/tcpmany $(OUTPUT)/asan/sockbypass $(OUTPUT)/fuzz_options
 	SUITE=s ./test/run.sh $(TESTS)
 
 # Benchmarks (root): make bench, or make bench QUICK=1 for a headline run under a minute.

@@ -5,7 +5,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # Debian package for each command the build and the tests need.
 BUILD_PKGS="clang:clang bpftool:bpftool make:make cc:gcc pkg-config:pkg-config"
-TEST_PKGS="iperf3:iperf3 tcpdump:tcpdump ip:iproute2 shellcheck:shellcheck unshare:util-linux jq:jq systemd-analyze:systemd"
+TEST_PKGS="iperf3:iperf3 tcpdump:tcpdump ip:iproute2 shellcheck:shellcheck unshare:util-linux jq:jq
+systemd-analyze:systemd redis-server:redis-server redis-benchmark:redis-tools nginx:nginx-light curl:curl
+valgrind:valgrind"
 
 usage() {
 	cat <<USAGE
@@ -39,6 +41,11 @@ ensure_pkgs() {
 		command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
 	done
 	[ -e /usr/include/bpf/libbpf.h ] || missing="$missing libbpf-dev"
+	# the sanitizer and fuzzer builds of make stress need clang's runtimes
+	if [ "$test_deps" = 1 ] &&
+		! compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null; then
+		missing="$missing libclang-rt-dev"
+	fi
 	[ -z "$missing" ] && return 0
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "Installing:$missing" >&2
@@ -113,4 +120,5 @@ if [ "$want_cgroup" = 0 ] && ! awk '$3 == "cgroup2" { f = 1 } END { exit !f }' /
 		{ err "no cgroup v2 mounted and mounting one failed; pass --cgroup"; exit 6; }
 fi
 
-exec "$here/sockbypass" "${args[@]}"
+# SOCKBYPASS_BIN: another build of the loader (the tests use a sanitizer build)
+exec "${SOCKBYPASS_BIN:-$here/sockbypass}" "${args[@]}"

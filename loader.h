@@ -67,6 +67,9 @@ struct drain_scan {
 
 int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s);
 
+/* options.c */
+int sb_parse_options(int argc, char **argv, unsigned int flags);
+
 /* status.c */
 int do_status(void);
 

@@ -94,6 +94,8 @@ static void read_counters(__u64 *out)
 	{
 		__u64 vals[ncpus];
 
+		/* the kernel fills all ncpus values; valgrind believes in one */
+		memset(vals, 0, sizeof(vals));
 		for (__u32 i = 0; i < SB_C_NR; i++) {
 			if (bpf_map_lookup_elem(fd, &i, vals))
 				continue;

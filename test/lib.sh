@@ -6,7 +6,7 @@
 # outlive it: the bpffs mount dies with the namespace.
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SB="$TOP/sockbypass"
+SB="${SOCKBYPASS_BIN:-$TOP/sockbypass}"
 TCPCHECK="$TOP/.output/tcpcheck"
 TMP=""
 CG=""
@@ -14,6 +14,7 @@ PIN=""
 CG_ROOT=""
 ORIG_CG=""
 PIDS=()
+EXTRA_CGROUPS=() # more cgroup dirs of the test's own (e.g. cgroup v1 memory), removed at cleanup
 
 cgroup2_root() {
 	awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts
@@ -63,6 +64,15 @@ sb_cleanup() {
 		echo "$BASHPID" >"$ORIG_CG/cgroup.procs" 2>/dev/null
 		rmdir "$CG" 2>/dev/null
 	fi
+	local cg
+	for cg in "${EXTRA_CGROUPS[@]}"; do
+		[ -d "$cg" ] || continue
+		while read -r pid; do
+			echo "$pid" >"$(dirname "$cg")/cgroup.procs" 2>/dev/null
+		done <"$cg/cgroup.procs"
+		rmdir "$cg" 2>/dev/null
+	done
+	EXTRA_CGROUPS=()
 	for ns in "${NETNS[@]}"; do
 		ip netns del "$ns" 2>/dev/null
 	done

@@ -140,3 +140,28 @@ test_build_failure_reported() {
 	CLANG=false expect 11 "build failed; run 'make V=1'" \
 		"$TMP/tree/load.sh" --cgroup "$CG" --pin-dir "$PIN"
 }
+
+test_hostile_paths() {
+	# one line, the right code, nothing left behind, for each odd path
+	local long
+	long="/$(head -c 4096 /dev/zero | tr '\0' a)" # PATH_MAX + 1 with the slash
+	expect 2 "path too long" "$SB" --pin-dir "$long"
+	expect 2 "path too long" "$SB" --cgroup "$long"
+	ln -s /proc/self "$TMP/proc-link"
+	expect 6 "not a cgroup v2 directory" "$SB" --cgroup "$TMP/proc-link" --pin-dir "$PIN"
+	expect 5 "not on a bpffs mount" "$SB" --cgroup "$CG" --pin-dir "$TMP/proc-link/pins"
+	mkdir -p "$TMP/with space"
+	expect 6 "'$TMP/with space' is not a cgroup v2 directory" "$SB" --cgroup "$TMP/with space" --pin-dir "$PIN"
+	local nl="$TMP/new
+line"
+	mkdir -p "$nl"
+	expect 6 "is not a cgroup v2 directory" "$SB" --cgroup "$nl" --pin-dir "$PIN"
+	# a pin dir with spaces and a newline on bpffs works, and unloads
+	local odd="$TMP/bpffs/pins with space
+and newline"
+	"$SB" --cgroup "$CG" --pin-dir "$odd" >"$TMP/out" 2>&1 || fail "load into an odd pin dir: $(cat "$TMP/out")"
+	"$TOP/unload.sh" --pin-dir "$odd" >"$TMP/out" 2>&1 || fail "unload of an odd pin dir: $(cat "$TMP/out")"
+	[ ! -e "$odd" ] || fail "odd pin dir left behind"
+	[ ! -e "$PIN" ] || fail "a failed load left $PIN"
+	assert_eq "$(bpftool cgroup show "$CG" | grep -c sock_ops)" 0 "attachments left"
+}

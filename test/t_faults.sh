@@ -120,3 +120,16 @@ test_connection_churn_leaves_no_entries() {
 	assert_eq "$(map_count sb_pairs)" 0 "pairs left"
 	assert_eq "$(map_count sb_pending)" 0 "clients left waiting"
 }
+
+test_1000_concurrent_connections_checked() {
+	ulimit -n 8192
+	load
+	local many="$TOP/.output/tcpmany"
+	bg "$many" -l -a ::1 -p 9771 -n 1000 -k 16384 -f "$TMP/ready" >"$TMP/server.out" 2>&1
+	local srv=$!
+	wait_file "$TMP/ready"
+	"$many" -a ::1 -p 9771 -n 1000 -k 16384 >"$TMP/client.out" 2>&1 || fail "client: $(cat "$TMP/client.out")"
+	wait "$srv" || fail "server: $(cat "$TMP/server.out")"
+	assert_eq "$(counter paired)" 1000 "pairs"
+	assert_gt "$(counter redirected_bytes)" $((2 * 1000 * 16384 - 1)) "redirected bytes"
+}
