@@ -31,6 +31,24 @@ ratio() {
 			printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# table BENCH TITLE SIZE_HEADER FORMAT: one markdown table, a row per size,
+# for the $placement of the loop that calls it
+table() {
+	local bench=$1 fmt=$4 row med lo hi mode
+	printf '\n## %s\n\n' "$2"
+	echo "| $3 | plain TCP | sockbypass | AF_UNIX | sockbypass/TCP | AF_UNIX/TCP |"
+	echo "|---:|---:|---:|---:|---:|---:|"
+	awk -F'\t' -v b="$bench" '$1 == b { print $3 }' "$raw" | sort -un | while read -r size; do
+		row="| $(human_size "$size") |"
+		for mode in off on unix; do
+			read -r med lo hi _ < <(stats "$bench" "$placement" "$size" "$mode")
+			# shellcheck disable=SC2059 # the format is the caller's number format
+			row="$row $(printf "$fmt ($fmt–$fmt)" "$med" "$lo" "$hi") |"
+		done
+		echo "$row $(ratio "$bench" "$placement" "$size" on) | $(ratio "$bench" "$placement" "$size" unix) |"
+	done
+}
+
 invalid=$(awk -F'\t' 'NR > 1 && $8 == 0' "$raw" | wc -l)
 {
 	echo "# sockbypass benchmark"
@@ -42,32 +60,8 @@ invalid=$(awk -F'\t' 'NR > 1 && $8 == 0' "$raw" | wc -l)
 	echo "server on CPU 1; 'same': both on CPU 0. Runs of the bypass whose data crossed lo would"
 	echo "be discarded as invalid: $invalid were."
 	for placement in $(cut -f2 "$raw" | tail -n +2 | sort -u); do
-		echo
-		echo "## Stream throughput, Gbit/s ($placement)"
-		echo
-		echo "| write size | plain TCP | sockbypass | AF_UNIX | sockbypass/TCP | AF_UNIX/TCP |"
-		echo "|---:|---:|---:|---:|---:|---:|"
-		awk -F'\t' '$1 == "stream" { print $3 }' "$raw" | sort -un | while read -r size; do
-			row="| $(human_size "$size") |"
-			for mode in off on unix; do
-				read -r med lo hi _ < <(stats stream "$placement" "$size" "$mode")
-				row="$row $(printf '%.2f (%.2f–%.2f)' "$med" "$lo" "$hi") |"
-			done
-			echo "$row $(ratio stream "$placement" "$size" on) | $(ratio stream "$placement" "$size" unix) |"
-		done
-		echo
-		echo "## Round trip (ping-pong), mean µs ($placement)"
-		echo
-		echo "| message size | plain TCP | sockbypass | AF_UNIX | sockbypass/TCP | AF_UNIX/TCP |"
-		echo "|---:|---:|---:|---:|---:|---:|"
-		awk -F'\t' '$1 == "rr" { print $3 }' "$raw" | sort -un | while read -r size; do
-			row="| $(human_size "$size") |"
-			for mode in off on unix; do
-				read -r med lo hi _ < <(stats rr "$placement" "$size" "$mode")
-				row="$row $(printf '%.1f (%.1f–%.1f)' "$med" "$lo" "$hi") |"
-			done
-			echo "$row $(ratio rr "$placement" "$size" on) | $(ratio rr "$placement" "$size" unix) |"
-		done
+		table stream "Stream throughput, Gbit/s ($placement)" "write size" '%.2f'
+		table rr "Round trip (ping-pong), mean µs ($placement)" "message size" '%.1f'
 		echo
 		echo "## Connections: connect, 1-byte echo, close, per second ($placement)"
 		echo

@@ -110,6 +110,33 @@ counter() {
 	"$SB" --status --pin-dir "$PIN" | awk -F': ' -v k="$1" '$1 == k { print $2 }'
 }
 
+# map_count NAME: entries in a pinned map of the test's load.
+map_count() {
+	bpftool -j map dump pinned "$PIN/$1" | grep -o '"key":' | wc -l
+}
+
+# checked_streams N PORT SIZE [CLIENT_ARGS...]: N checked streams of SIZE each
+# way in the background (servers read 32 KiB at a time); pids in STREAMS.
+checked_streams() {
+	local n=$1 port=$2 size=$3 i
+	shift 3
+	STREAMS=()
+	for i in $(seq "$n"); do
+		server -a 127.0.0.1 -p $((port + i)) -s "$size" -r "$size" -R 32K
+		STREAMS+=("$SERVER_PID")
+		"$TCPCHECK" -a 127.0.0.1 -p $((port + i)) -s "$size" -r "$size" "$@" >/dev/null &
+		STREAMS+=($!)
+	done
+}
+
+# wait_streams WHAT: every stream of checked_streams ended intact.
+wait_streams() {
+	local pid
+	for pid in "${STREAMS[@]}"; do
+		wait "$pid" || fail "a stream broke $1"
+	done
+}
+
 # Wait until a file exists (a server's "listening" flag), at most 5 s.
 wait_file() {
 	for _ in $(seq 50); do

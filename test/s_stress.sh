@@ -2,7 +2,6 @@
 # Stress (make stress): long runs of what t_*.sh checks briefly. Bounded in
 # time; traffic stays on the test's own loopback.
 
-map_count() { bpftool -j map dump pinned "$PIN/$1" | grep -o '"key":' | wc -l; }
 
 # slot N: checked 32 MiB exchanges, one after the other, until $TMP/stop exists;
 # a broken one is written to $TMP/failed
@@ -46,14 +45,9 @@ test_50_reload_cycles_under_20_streams() {
 test_200k_short_connections_beside_long_streams() {
 	sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 	load
-	local pids=() i secs=0 total=0 n
-	for i in 1 2; do
-		# 640 MiB each way at 32 MiB/s: about 20 s, past the churn
-		server -a 127.0.0.1 -p $((9880 + i)) -s 640M -r 640M -R 32K
-		pids+=("$SERVER_PID")
-		"$TCPCHECK" -a 127.0.0.1 -p $((9880 + i)) -s 640M -r 640M -g 2000 >/dev/null &
-		pids+=($!)
-	done
+	local secs=0 total=0 n
+	# 640 MiB each way at 32 MiB/s: about 20 s, past the churn
+	checked_streams 2 9880 640M -g 2000
 	bg "$TOP/.output/sockbench" -l 127.0.0.1:9890 >/dev/null
 	local churn=$!
 	sleep 0.3
@@ -66,9 +60,7 @@ test_200k_short_connections_beside_long_streams() {
 		secs=$((secs + 2))
 	done
 	kill "$churn"
-	for i in "${pids[@]}"; do
-		wait "$i" || fail "a long stream broke during the churn"
-	done
+	wait_streams "during the churn"
 	assert_gt "$total" 199999 "short connections in ${secs}s"
 	assert_gt "$(counter paired)" $((total * 9 / 10)) "short connections bypassed"
 	sleep 1

@@ -1,7 +1,6 @@
 # shellcheck shell=bash
 # The counters say exactly what the traffic was, and the maps do not leak.
 
-map_count() { bpftool -j map dump pinned "$PIN/$1" | grep -o '"key":' | wc -l; }
 
 test_counters_match_traffic() {
 	load

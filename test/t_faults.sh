@@ -2,7 +2,6 @@
 # Faults: full maps, peers that die or close with unread data, a loader killed
 # half-way, and users without root.
 
-map_count() { bpftool -j map dump pinned "$PIN/$1" | grep -o '"key":' | wc -l; }
 
 test_full_map_leaves_the_rest_on_tcp() {
 	load --map-size 4 # two connections' worth of sockets
@@ -95,23 +94,15 @@ test_pins_are_root_only() {
 
 test_connection_churn_leaves_no_entries() {
 	load
-	local pids=() i
 	# two long checked streams while short connections come and go
-	for i in 1 2; do
-		server -a 127.0.0.1 -p $((9980 + i)) -s 32M -r 32M -R 32K -d 300
-		pids+=("$SERVER_PID")
-		"$TCPCHECK" -a 127.0.0.1 -p $((9980 + i)) -s 32M -r 32M -g 300 >/dev/null &
-		pids+=($!)
-	done
+	checked_streams 2 9980 32M -g 300
 	bg "$TOP/.output/sockbench" -l 127.0.0.1:9990 >/dev/null
 	local churn=$!
 	sleep 0.3
 	"$TOP/.output/sockbench" -m conn -a 127.0.0.1:9990 -t 3 >"$TMP/churn.out" ||
 		fail "a short connection failed"
 	kill "$churn"
-	for i in "${pids[@]}"; do
-		wait "$i" || fail "a long stream broke during the churn"
-	done
+	wait_streams "during the churn"
 	local n
 	n=$(sed -n 's/^conn_per_s=\([0-9]*\).*/\1/p' "$TMP/churn.out")
 	assert_gt "$(counter paired)" $((n * 2)) "pairs (3 s of short connections, bypassed)"
