@@ -3,8 +3,9 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 
-# Debian package for each command the build and the tests need.
-BUILD_PKGS="clang:clang bpftool:bpftool make:make cc:gcc pkg-config:pkg-config"
+# Debian package for each command the build, the scripts and the tests need.
+BUILD_PKGS="clang:clang bpftool:bpftool make:make cc:gcc pkg-config:pkg-config ip:iproute2
+tcpdump:tcpdump iperf3:iperf3"
 TEST_PKGS="iperf3:iperf3 tcpdump:tcpdump ip:iproute2 shellcheck:shellcheck unshare:util-linux jq:jq
 systemd-analyze:systemd redis-server:redis-server redis-benchmark:redis-tools nginx:nginx-light curl:curl
 valgrind:valgrind"
@@ -14,8 +15,8 @@ usage() {
 Usage: sudo ./load.sh [--cgroup PATH] [--pin-dir PATH] [--trace] [-v]
        ./load.sh --deps-only [--test-deps]
 
-Builds ./sockbypass if needed (installing clang, bpftool, libbpf-dev with
-apt-get where they are missing), mounts bpffs on /sys/fs/bpf if it is not
+Builds ./sockbypass if needed (installing clang, bpftool, libbpf-dev, and
+tcpdump and iperf3 for the trace scripts, with apt-get where missing), mounts bpffs on /sys/fs/bpf if it is not
 there, and loads: TCP between two sockets of this host inside the cgroup
 skips the TCP/IP stack from now on. Loading twice is harmless.
 

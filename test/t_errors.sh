@@ -129,7 +129,7 @@ test_missing_packages_named() {
 	mkdir -p "$TMP/bin"
 	local c
 	for c in bash dirname id env; do ln -s "$(command -v "$c")" "$TMP/bin/$c"; done
-	expect 10 "missing packages: clang bpftool make gcc pkg-config.*apt-get install" \
+	expect 10 "missing packages: clang bpftool make gcc pkg-config iproute2 tcpdump iperf3.*apt-get install" \
 		env PATH="$TMP/bin" "$TOP/load.sh" --cgroup "$CG" --pin-dir "$PIN"
 }
 
