@@ -124,6 +124,8 @@ bench:
 	./load.sh --deps-only --test-deps
 	@command -v gnuplot >/dev/null || apt-get install -y -q gnuplot-nox >/dev/null || \
 		echo "gnuplot missing: no plots (apt-get install gnuplot-nox)"
+	@command -v sockperf >/dev/null || apt-get install -y -q sockperf >/dev/null || \
+		{ echo "Error: sockperf missing: apt-get install sockperf"; exit 10; }
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/sockbench
 	QUICK=$(QUICK) ./bench/run.sh
 

@@ -32,20 +32,30 @@ ratio() {
 }
 
 # table BENCH TITLE SIZE_HEADER FORMAT: one markdown table, a row per size,
-# for the $placement of the loop that calls it
+# for the $placement of the loop that calls it; no AF_UNIX columns for the
+# packaged tools, which speak TCP only
 table() {
-	local bench=$1 fmt=$4 row med lo hi mode
+	local bench=$1 fmt=$4 row med lo hi mode modes="off on unix"
+	awk -F'\t' -v b="$bench" '$1 == b { f = 1 } END { exit !f }' "$raw" || return 0
 	printf '\n## %s\n\n' "$2"
-	echo "| $3 | plain TCP | sockbypass | AF_UNIX | sockbypass/TCP | AF_UNIX/TCP |"
-	echo "|---:|---:|---:|---:|---:|---:|"
+	if awk -F'\t' -v b="$bench" '$1 == b && $4 == "unix" { f = 1 } END { exit !f }' "$raw"; then
+		echo "| $3 | plain TCP | sockbypass | AF_UNIX | sockbypass/TCP | AF_UNIX/TCP |"
+		echo "|---:|---:|---:|---:|---:|---:|"
+	else
+		modes="off on"
+		echo "| $3 | plain TCP | sockbypass | sockbypass/TCP |"
+		echo "|---:|---:|---:|---:|"
+	fi
 	awk -F'\t' -v b="$bench" '$1 == b { print $3 }' "$raw" | sort -un | while read -r size; do
 		row="| $(human_size "$size") |"
-		for mode in off on unix; do
+		for mode in $modes; do
 			read -r med lo hi _ < <(stats "$bench" "$placement" "$size" "$mode")
 			# shellcheck disable=SC2059 # the format is the caller's number format
 			row="$row $(printf "$fmt ($fmt–$fmt)" "$med" "$lo" "$hi") |"
 		done
-		echo "$row $(ratio "$bench" "$placement" "$size" on) | $(ratio "$bench" "$placement" "$size" unix) |"
+		row="$row $(ratio "$bench" "$placement" "$size" on) |"
+		[ "$modes" = "off on" ] || row="$row $(ratio "$bench" "$placement" "$size" unix) |"
+		echo "$row"
 	done
 }
 
@@ -62,6 +72,9 @@ invalid=$(awk -F'\t' 'NR > 1 && $8 == 0' "$raw" | wc -l)
 	for placement in $(cut -f2 "$raw" | tail -n +2 | sort -u); do
 		table stream "Stream throughput, Gbit/s ($placement)" "write size" '%.2f'
 		table rr "Round trip (ping-pong), mean µs ($placement)" "message size" '%.1f'
+		table iperf3 "iperf3 stream throughput, Gbit/s ($placement)" "write size (-l)" '%.2f'
+		table sockperf "sockperf ping-pong round trip (2 x its latency), mean µs ($placement)" \
+			"message size (-m)" '%.1f'
 		echo
 		echo "## Connections: connect, 1-byte echo, close, per second ($placement)"
 		echo

@@ -27,11 +27,13 @@ sb_setup
 BENCH="$top/.output/sockbench"
 
 if [ "${QUICK:-0}" = 1 ]; then
+	TOOLS=${TOOLS:-0} # iperf3 and sockperf beside sockbench: off for the headline run
 	REPS=3 SECS=1
 	STREAM_SIZES="1024 65536"
 	RR_SIZES="1024"
 	PLACEMENTS="split"
 else
+	TOOLS=${TOOLS:-1}
 	REPS=5 SECS=2
 	STREAM_SIZES="64 1024 4096 16384 64512 65536 262144 1048576"
 	RR_SIZES="64 1024 16384"
@@ -59,6 +61,16 @@ start_servers() {
 	SERVERS+=($!)
 	"$BENCH" -l "unix:$TMP/bench.sock" -c "$cpu" >/dev/null &
 	SERVERS+=($!)
+	# the packaged tools, plain and bypassed: iperf3 (stream), sockperf (ping-pong)
+	"$top/test/run-in-cgroup" "$ORIG_CG" taskset -c "$cpu" iperf3 -s -p 5201 >/dev/null 2>&1 &
+	SERVERS+=($!)
+	taskset -c "$cpu" iperf3 -s -p 5202 >/dev/null 2>&1 &
+	SERVERS+=($!)
+	"$top/test/run-in-cgroup" "$ORIG_CG" taskset -c "$cpu" sockperf server -i 127.0.0.1 -p 5301 --tcp \
+		>/dev/null 2>&1 &
+	SERVERS+=($!)
+	taskset -c "$cpu" sockperf server -i 127.0.0.1 -p 5302 --tcp >/dev/null 2>&1 &
+	SERVERS+=($!)
 	PIDS+=("${SERVERS[@]}")
 	sleep 0.3
 }
@@ -81,20 +93,36 @@ run_one() {
 	rr) key=mean_us ;;
 	conn) key=conn_per_s ;;
 	esac
+	local cmd res port
+	port=$([ "$mode" = off ] && echo 1 || echo 2)
+	case $bench in
+	iperf3) key=gbit_s
+		cmd=(taskset -c "$cpu" iperf3 -c 127.0.0.1 -p "520$port" -l "$size" -t "$SECS" -J) ;;
+	sockperf) key=mean_us
+		cmd=(taskset -c "$cpu" sockperf ping-pong -i 127.0.0.1 -p "530$port" --tcp -m "$size"
+			-t "$SECS") ;;
+	*) cmd=("$BENCH" -m "$bench" -a "$addr" -s "$size" -t "$SECS" -c "$cpu") ;;
+	esac
+	[ "$mode" = off ] && cmd=("$top/test/run-in-cgroup" "$ORIG_CG" "${cmd[@]}")
 	before=$(lo_bytes)
-	local res
-	if [ "$mode" = off ]; then
-		res=$(outside_cgroup "$BENCH" -m "$bench" -a "$addr" -s "$size" -t "$SECS" -c "$cpu")
-	else
-		res=$("$BENCH" -m "$bench" -a "$addr" -s "$size" -t "$SECS" -c "$cpu")
-	fi
+	res=$("${cmd[@]}" 2>&1)
 	after=$(lo_bytes)
-	value=$(tr ' ' '\n' <<<"$res" | sed -n "s/^$key=//p")
+	case $bench in
+	iperf3) # Gbit/s received; bytes moved for the validity check
+		res="gbit_s=$(jq '.end.sum_received.bits_per_second / 1e9' <<<"$res" 2>/dev/null)
+			bytes=$(jq '.end.sum_received.bytes' <<<"$res" 2>/dev/null)" ;;
+	sockperf) # its figure is half the round trip; report the round trip like sockbench
+		res="mean_us=$(sed -n 's/.*Summary: Latency is \([0-9.]*\) usec.*/\1/p' <<<"$res" |
+			awk '{ print $1 * 2 }')" ;;
+	esac
+	value=$(tr ' \t' '\n' <<<"$res" | sed -n "s/^$key=//p" | head -n 1)
 	# a bypassed run is valid only if its data did not cross lo (handshakes may)
 	valid=1
 	if [ "$mode" = on ] && [ "$bench" != conn ]; then
 		case $bench in
 		stream) moved=$(tr ' ' '\n' <<<"$res" | sed -n 's/^bytes=//p') ;;
+		iperf3) moved=$(tr ' \t' '\n' <<<"$res" | sed -n 's/^bytes=//p') ;;
+		sockperf) moved=$((size * 2)) ;; # sockperf does not say how many: lo must stay ~empty
 		rr) moved=$(awk -v r="$(tr ' ' '\n' <<<"$res" | sed -n 's/^rtt_per_s=//p')" \
 			-v s="$size" -v t="$SECS" 'BEGIN { printf "%d", r * t * s * 2 }') ;;
 		esac
@@ -116,6 +144,14 @@ for placement in $PLACEMENTS; do
 			for mode in off on unix; do run_one rr "$placement" "$size" "$mode" "$rep" "$client_cpu"; done
 		done
 		for mode in off on unix; do run_one conn "$placement" 1 "$mode" "$rep" "$client_cpu"; done
+		if [ "$TOOLS" = 1 ]; then
+			for size in $STREAM_SIZES; do
+				for mode in off on; do run_one iperf3 "$placement" "$size" "$mode" "$rep" "$client_cpu"; done
+			done
+			for size in $RR_SIZES; do
+				for mode in off on; do run_one sockperf "$placement" "$size" "$mode" "$rep" "$client_cpu"; done
+			done
+		fi
 		echo "  $placement: round $rep of $REPS done" >&2
 	done
 done
