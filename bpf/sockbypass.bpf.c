@@ -191,8 +191,9 @@ static __always_inline void addr_v4mapped(__u32 dst[4], __u32 v4)
 }
 
 /*
- * The tuple of an established socket, seen from the client: as sb_hints keys
- * it for a client, and for trace lines of a server.
+ * The tuple of a socket, seen from the client, as sb_hints keys it: a client
+ * looks itself up with client = true; a server (or a listener's request sock)
+ * is the other end, client = false.
  */
 static __always_inline int sock_tuple(struct bpf_sock_ops *skops, struct sb_tuple *t, bool client)
 {
@@ -245,21 +246,12 @@ static __always_inline void record_hint(struct bpf_sock_ops *skops)
 {
 	struct sb_tuple t = {};
 
-	t.client_port = bpf_ntohl(skops->remote_port);
-	t.server_port = skops->local_port;
-	addr_v4mapped(t.client_addr, skops->remote_ip4);
-	addr_v4mapped(t.server_addr, skops->local_ip4);
-	if (skops->family == AF_INET || skops->remote_ip4)
+	/* the listener's side of the request sock is the server's */
+	if (!sock_tuple(skops, &t, false))
 		add_hint(&t);
-	if (skops->family == AF_INET6) {
-		t.client_addr[0] = skops->remote_ip6[0];
-		t.client_addr[1] = skops->remote_ip6[1];
-		t.client_addr[2] = skops->remote_ip6[2];
-		t.client_addr[3] = skops->remote_ip6[3];
-		t.server_addr[0] = skops->local_ip6[0];
-		t.server_addr[1] = skops->local_ip6[1];
-		t.server_addr[2] = skops->local_ip6[2];
-		t.server_addr[3] = skops->local_ip6[3];
+	if (skops->family == AF_INET6 && skops->remote_ip4) {
+		addr_v4mapped(t.client_addr, skops->remote_ip4);
+		addr_v4mapped(t.server_addr, skops->local_ip4);
 		add_hint(&t);
 	}
 	count(SB_C_HINTS, 1);
