@@ -32,7 +32,7 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: all clean test stress bench lint check-tools help install uninstall
+.PHONY: all clean test test-kernels stress bench lint check-tools help install uninstall
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -41,6 +41,7 @@ all: $(BIN)
 help:
 	@echo 'make [V=1]      build ./$(BIN) (needs clang, bpftool, libbpf-dev)'
 	@echo 'make test       run the test suite (root; see README)'
+	@echo 'make test-kernels  the test suite inside qemu guests with Debian 6.1 and 6.12 kernels (root)'
 	@echo 'make stress     load, churn, reload cycles and hostile input (root; < 10 min)'
 	@echo 'make bench      benchmark tables and plots (root; QUICK=1 for under a minute)'
 	@echo 'make lint       shellcheck the scripts'
@@ -64,7 +65,8 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name sockbypass_bpf > $@
 
-LOADER_OBJS := $(OUTPUT)/loader.o $(OUTPUT)/options.o $(OUTPUT)/pins.o $(OUTPUT)/status.o
+LOADER_OBJS := $(OUTPUT)/loader.o $(OUTPUT)/options.o $(OUTPUT)/pins.o $(OUTPUT)/status.o \
+	$(OUTPUT)/features.o
 
 # every loader object waits for the skeleton: loader.c includes it
 $(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTPUT)
@@ -81,7 +83,7 @@ $(OUTPUT)/sockbench: bench/sockbench.c Makefile | $(OUTPUT)
 
 # The loader with ASan and UBSan, for the error-path tests (SOCKBYPASS_BIN=...).
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LOADER_SRCS := loader.c options.c pins.c status.c
+LOADER_SRCS := loader.c options.c pins.c status.c features.c
 $(OUTPUT)/asan/sockbypass: $(LOADER_SRCS) loader.h $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTPUT)
 	$(call msg,CC-ASAN,$@)
 	$(Q)mkdir -p $(dir $@)
@@ -111,6 +113,14 @@ test:
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
 		$(OUTPUT)/tcpmany
 	./test/run.sh $(TESTS)
+
+# The kernel matrix (root): the suite inside qemu guests running Debian's 6.1
+# and 6.12 cloud kernels; KERNELS="pkg ..." picks others (test/kernels/matrix.sh).
+test-kernels:
+	./load.sh --deps-only --test-deps
+	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
+		$(OUTPUT)/tcpmany
+	./test/kernels/matrix.sh $(KERNELS)
 
 # The stress suite (root, under 10 minutes): test/s_*.sh.
 stress:

@@ -120,35 +120,6 @@ static int check_pin_parent(const char *dir)
 	return 0;
 }
 
-static bool kernel_has_features(void)
-{
-	static const struct { enum bpf_prog_type t; const char *name; } progs[] = {
-		{ BPF_PROG_TYPE_SOCK_OPS, "sockops programs" },
-		{ BPF_PROG_TYPE_SK_MSG, "sk_msg programs" },
-	};
-	static const struct { enum bpf_map_type t; const char *name; } maps[] = {
-		{ BPF_MAP_TYPE_SOCKHASH, "SOCKHASH maps (CONFIG_BPF_STREAM_PARSER)" },
-		{ BPF_MAP_TYPE_SK_STORAGE, "socket-local storage" },
-	};
-	size_t i;
-
-	for (i = 0; i < ARRAY_SIZE(progs); i++) {
-		if (libbpf_probe_bpf_prog_type(progs[i].t, NULL) <= 0) {
-			err_line("this kernel lacks %s; sockbypass needs Linux 5.10+ with BPF, "
-				 "cgroup BPF and sockmap enabled", progs[i].name);
-			return false;
-		}
-	}
-	for (i = 0; i < ARRAY_SIZE(maps); i++) {
-		if (libbpf_probe_bpf_map_type(maps[i].t, NULL) <= 0) {
-			err_line("this kernel lacks %s; sockbypass needs Linux 5.10+ with BPF, "
-				 "cgroup BPF and sockmap enabled", maps[i].name);
-			return false;
-		}
-	}
-	return true;
-}
-
 /* ---- load -------------------------------------------------------------- */
 
 static int set_enabled(int config_fd, bool on)
@@ -163,12 +134,14 @@ static int do_load(void)
 {
 	char cgroup_buf[PATH_MAX];
 	struct sockbypass_bpf *skel = NULL;
+	struct sb_features features;
 	struct bpf_link *link;
 	bool made_dir = false;
 	int cg_fd, err, ret;
 
-	if (!kernel_has_features())
-		return SB_EXIT_KERNEL;
+	ret = probe_kernel(&features);
+	if (ret)
+		return -ret;
 	if (!env.cgroup) {
 		if (find_cgroup2_root(cgroup_buf, sizeof(cgroup_buf))) {
 			err_line("no cgroup v2 mount in /proc/mounts; mount one "
@@ -203,6 +176,10 @@ static int do_load(void)
 		goto out;
 	}
 	skel->rodata->sb_trace = env.trace;
+	/* SOCKBYPASS_WALK_QUEUE=1: behave as on a kernel without msg_tot_len */
+	if (getenv("SOCKBYPASS_WALK_QUEUE"))
+		features.queue_len = false;
+	skel->rodata->sb_walk_queue = !features.queue_len;
 	/* one entry per socket in each; clients waiting for their server: a quarter */
 	bpf_map__set_max_entries(skel->maps.sb_sockhash, env.map_size);
 	bpf_map__set_max_entries(skel->maps.sb_pairs, env.map_size);
@@ -270,6 +247,7 @@ static int do_load(void)
 		ret = errno_exit(err);
 		goto out_unpin;
 	}
+	warn_degraded(&features);
 	printf("sockbypass loaded: cgroup %s, pins in %s%s\n", env.cgroup, env.pin_dir,
 	       env.trace ? ", tracing on" : "");
 	ret = SB_EXIT_OK;

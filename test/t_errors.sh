@@ -48,6 +48,30 @@ test_kernel_without_bpf() {
 	[ ! -e "$PIN" ] || fail "left $PIN behind"
 }
 
+# A kernel that has the program types but not a helper they call (e.g.
+# bpf_probe_read_kernel in sk_msg before it was allowed there) is named.
+test_kernel_without_a_helper() {
+	local id=113 # BPF_FUNC_probe_read_kernel
+	NOBPF_NO_HELPER=$id LD_PRELOAD="$TOP/.output/nobpf.so" expect 4 \
+		"kernel lacks bpf_probe_read_kernel in sk_msg; sockbypass needs Linux 5.10" \
+		"$TOP/sockbypass" --cgroup "$CG" --pin-dir "$PIN"
+	[ ! -e "$PIN" ] || fail "left $PIN behind"
+}
+
+# Backpressure reads sk_psock.msg_tot_len: where the kernel has it the load is
+# silent; where not, it loads and says what is degraded (seen in the matrix).
+test_degraded_kernel_features_named() {
+	local out
+	out=$("$TOP/sockbypass" --cgroup "$CG" --pin-dir "$PIN" 2>&1) || fail "load: $out"
+	if bpftool btf dump file /sys/kernel/btf/vmlinux format raw | grep -q "'msg_tot_len'"; then
+		grep -q warning <<<"$out" && fail "warned on a kernel that has msg_tot_len: $out"
+	else
+		grep -q "warning: .*no sk_psock.msg_tot_len.*--queue-limit is checked by walking" <<<"$out" ||
+			fail "no warning about --queue-limit: $out"
+	fi
+	echo "result: kernel $(uname -r): $(grep -c warning <<<"$out") degraded feature(s)"
+}
+
 test_pin_dir_not_on_bpffs() {
 	mkdir -p "$TMP/plain"
 	expect 5 "not on a bpffs mount; mount it with 'mount -t bpf bpf $TMP/plain'" \

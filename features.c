@@ -1,0 +1,122 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * What the running kernel can do, asked before anything is loaded: a missing
+ * required feature refuses the load with one line naming it; a missing
+ * optional one loads with a warning saying what is degraded.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include "loader.h"
+
+#define NEEDS "sockbypass needs Linux " SB_MIN_KERNEL "+ built with BPF, cgroup BPF and sockmap"
+
+static const struct { enum bpf_prog_type t; const char *name; } prog_types[] = {
+	{ BPF_PROG_TYPE_SOCK_OPS, "sockops programs" },
+	{ BPF_PROG_TYPE_SK_MSG, "sk_msg programs" },
+};
+
+static const struct { enum bpf_map_type t; const char *name; } map_types[] = {
+	{ BPF_MAP_TYPE_SOCKHASH, "SOCKHASH maps (CONFIG_BPF_STREAM_PARSER)" },
+	{ BPF_MAP_TYPE_SK_STORAGE, "socket-local storage" },
+};
+
+/* Every helper the programs call outside the generic map ones. */
+static const struct { enum bpf_prog_type t; enum bpf_func_id id; const char *name; } helpers[] = {
+	{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update, "bpf_sock_hash_update in sockops" },
+	{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_ops_cb_flags_set, "bpf_sock_ops_cb_flags_set in sockops" },
+	{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_socket_cookie, "bpf_get_socket_cookie in sockops" },
+	{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sockops" },
+	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, "bpf_msg_redirect_hash in sk_msg" },
+	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_socket_cookie, "bpf_get_socket_cookie in sk_msg" },
+	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sk_msg" },
+	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_skc_to_tcp_sock, "bpf_skc_to_tcp_sock in sk_msg" },
+	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_probe_read_kernel, "bpf_probe_read_kernel in sk_msg" },
+};
+
+static bool btf_has_member(const struct btf *btf, const char *type, const char *member)
+{
+	const struct btf_member *m;
+	const struct btf_type *t;
+	int id, i;
+
+	id = btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT);
+	if (id < 0)
+		return false;
+	t = btf__type_by_id(btf, id);
+	m = btf_members(t);
+	for (i = 0; i < btf_vlen(t); i++, m++)
+		if (!strcmp(btf__name_by_offset(btf, m->name_off), member))
+			return true;
+	return false;
+}
+
+static bool btf_has_enum_value(const struct btf *btf, const char *type, const char *value)
+{
+	const struct btf_enum *e;
+	const struct btf_type *t;
+	int id, i;
+
+	id = btf__find_by_name_kind(btf, type, BTF_KIND_ENUM);
+	if (id < 0)
+		return false;
+	t = btf__type_by_id(btf, id);
+	e = btf_enum(t);
+	for (i = 0; i < btf_vlen(t); i++, e++)
+		if (!strcmp(btf__name_by_offset(btf, e->name_off), value))
+			return true;
+	return false;
+}
+
+static int missing(const char *what)
+{
+	err_line("this kernel lacks %s; " NEEDS, what);
+	return -SB_EXIT_KERNEL;
+}
+
+int probe_kernel(struct sb_features *f)
+{
+	struct btf *vmlinux;
+	size_t i;
+
+	memset(f, 0, sizeof(*f));
+	for (i = 0; i < ARRAY_SIZE(prog_types); i++)
+		if (libbpf_probe_bpf_prog_type(prog_types[i].t, NULL) <= 0)
+			return missing(prog_types[i].name);
+	for (i = 0; i < ARRAY_SIZE(map_types); i++)
+		if (libbpf_probe_bpf_map_type(map_types[i].t, NULL) <= 0)
+			return missing(map_types[i].name);
+	for (i = 0; i < ARRAY_SIZE(helpers); i++)
+		if (libbpf_probe_bpf_helper(helpers[i].t, helpers[i].id, NULL) <= 0)
+			return missing(helpers[i].name);
+
+	/* CO-RE needs the kernel's own BTF; the rest is read from it. */
+	vmlinux = btf__load_vmlinux_btf();
+	if (!vmlinux)
+		return missing("BTF type information (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)");
+	if (!btf_has_enum_value(vmlinux, "bpf_link_type", "BPF_LINK_TYPE_CGROUP"))
+		f->missing = "cgroup bpf_link (the pinned attachment)";
+	else if (btf__find_by_name_kind(vmlinux, "bpf_iter__sockmap", BTF_KIND_STRUCT) < 0)
+		f->missing = "the sockmap iterator (unload's drain check)";
+	else if (!btf_has_member(vmlinux, "bpf_sock_ops", "snd_nxt"))
+		f->missing = "the sockops snd_nxt/rcv_nxt fields (connection pairing)";
+	else if (!btf_has_member(vmlinux, "tcp_sock", "copied_seq") ||
+		 !btf_has_member(vmlinux, "sk_psock", "ingress_msg"))
+		f->missing = "the tcp_sock/sk_psock layout the programs read";
+	f->queue_len = btf_has_member(vmlinux, "sk_psock", "msg_tot_len");
+	btf__free(vmlinux);
+	if (f->missing)
+		return missing(f->missing);
+	return 0;
+}
+
+void warn_degraded(const struct sb_features *f)
+{
+	if (!f->queue_len)
+		fprintf(stderr, "sockbypass: warning: this kernel does not count a socket's queued "
+			"redirected bytes (no sk_psock.msg_tot_len); --queue-limit is checked by "
+			"walking at most 256 queued messages, so many small writes fall back to "
+			"TCP sooner\n");
+}
