@@ -25,6 +25,8 @@ char LICENSE[] SEC("license") = "GPL"; /* bpf_printk is GPL-only */
 
 /* Set by the loader before load: with 0 the verifier drops every trace call. */
 const volatile __u32 sb_trace = 0;
+/* Walk the ingress list even where msg_tot_len exists (tests of old kernels). */
+const volatile __u32 sb_walk_queue = 0;
 
 static __always_inline bool v4mapped(const __u32 a[4])
 {
@@ -155,29 +157,71 @@ struct tcp_sock___sb {
 	__u32 write_seq;
 } __attribute__((preserve_access_index));
 
+struct sk_msg_sg___sb {
+	__u32 size;
+} __attribute__((preserve_access_index));
+
+struct sk_msg___sb {
+	struct sk_msg_sg___sb sg;
+	struct list_head___sb list;
+} __attribute__((preserve_access_index));
+
 struct sk_psock___sb {
-	__u32 msg_tot_len;
+	__u32 msg_tot_len; /* only on recent kernels */
+	struct list_head___sb ingress_msg;
 } __attribute__((preserve_access_index));
 
 #define SK_USER_DATA_PTRMASK (~7UL) /* low bits of sk_user_data are flags */
+/* Without msg_tot_len, queued messages are walked: at most this many on the
+ * send path (cost), more for unload's drain (any queued byte makes it wait). */
+#define WALK_SEND_MAX 256
+#define WALK_DRAIN_MAX 1024
 
 #define read_kernel(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), src)
 
-/* Bytes redirected to sk that its owner has not read yet. */
-static __always_inline __u32 psock_queued(struct sock___sb *sk)
+static __always_inline struct sk_psock___sb *sk_psock_of(struct sock___sb *sk)
 {
-	struct sk_psock___sb *psock;
 	unsigned long ud = 0;
-	__u32 queued = 0;
 
-	if (!bpf_core_field_exists(struct sk_psock___sb, msg_tot_len))
-		return 0;
 	read_kernel(ud, &sk->sk_user_data);
-	psock = (void *)(ud & SK_USER_DATA_PTRMASK);
+	return (void *)(ud & SK_USER_DATA_PTRMASK);
+}
+
+/*
+ * Bytes redirected to sk that its owner has not read yet. Recent kernels
+ * count them (msg_tot_len, 6.18 and stable backports such as 6.12.117);
+ * elsewhere sum the ingress list, without its lock: a racing reader can only
+ * make the figure stale, and probe reads of a freed entry fail safely. Stops
+ * past "enough"; a list longer than "max" entries counts as enough + 1.
+ */
+static __always_inline __u64 psock_unread(struct sock___sb *sk, __u64 enough, const int max)
+{
+	struct sk_psock___sb *psock = sk_psock_of(sk);
+	struct sk_msg___sb *msg;
+	void *head, *next = NULL;
+	__u32 size, queued = 0;
+	__u64 sum = 0;
+	int i;
+
 	if (!psock)
 		return 0;
-	read_kernel(queued, &psock->msg_tot_len);
-	return queued;
+	if (!sb_walk_queue && bpf_core_field_exists(struct sk_psock___sb, msg_tot_len)) {
+		read_kernel(queued, &psock->msg_tot_len);
+		return queued;
+	}
+	head = &psock->ingress_msg;
+	read_kernel(next, &psock->ingress_msg.next);
+	for (i = 0; i < max; i++) {
+		if (!next || next == head || sum > enough)
+			return sum;
+		msg = next - bpf_core_field_offset(struct sk_msg___sb, list);
+		size = 0;
+		read_kernel(size, &msg->sg.size);
+		sum += size ? size : 1;
+		next = NULL;
+		read_kernel(next, &msg->list.next);
+	}
+	return next && next != head ? enough + 1 : sum;
 }
 
 /* ---- sockops: decide "both ends are ours", pair, insert ---------------- */
@@ -442,7 +486,7 @@ static __always_inline int pass(__u32 reason, __u32 size)
 /* Would one more message put the peer's unread queue over the limit? */
 static __always_inline bool peer_backlogged(struct sock___sb *peer, __u64 limit)
 {
-	return psock_queued(peer) > limit;
+	return psock_unread(peer, limit, WALK_SEND_MAX) > limit;
 }
 
 /*
@@ -570,7 +614,7 @@ int sb_drain(struct bpf_iter__sockmap___sb *ctx)
 	if (!key || !ctx->sk)
 		return 0;
 	rec.cookie = *key;
-	rec.queued = psock_queued(ctx->sk);
+	rec.queued = psock_unread(ctx->sk, ~0U - 1, WALK_DRAIN_MAX);
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }

@@ -3,7 +3,7 @@
 # mount and network namespace with its own cgroup and bpffs (see lib.sh).
 # Prints TAP-like lines and ends with "N passed, N failed, N skipped".
 #
-#   test/run.sh [PATTERN]           run the tests whose name contains PATTERN
+#   test/run.sh [PATTERN[,PATTERN]...]  run the tests whose name contains a PATTERN
 #   SUITE=s test/run.sh [PATTERN]   the stress suite, test/s_*.sh (make stress)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +13,7 @@ suite=${SUITE:-t}
 
 case "$filter" in
 -h | --help)
-	echo "Usage: [SUITE=s] test/run.sh [PATTERN]  (as root; 'sudo make test' / 'sudo make stress' build first)"
+	echo "Usage: [SUITE=s] test/run.sh [PATTERN[,PATTERN]...]  (as root; 'sudo make test' / 'sudo make stress' build first)"
 	exit 0 ;;
 esac
 
@@ -26,6 +26,15 @@ for d in /sys/fs/cgroup/unified /sys/fs/cgroup; do
 		[ -d "$cg" ] && rmdir "$cg" 2>/dev/null
 	done
 done
+
+selected() { # name: does it contain one of the comma-separated patterns?
+	local p
+	IFS=, read -ra patterns <<<"$filter"
+	for p in "${patterns[@]}"; do
+		case "$1" in *"$p"*) return 0 ;; esac
+	done
+	return 1
+}
 
 report() { # status name detail
 	n=$((n + 1))
@@ -40,7 +49,7 @@ report() { # status name detail
 for file in "$here/${suite}"_*.sh; do
 	for t in $(bash -c ". '$file'; declare -F" | awk '$3 ~ /^test_/ { print $3 }'); do
 		name="$(basename "$file" .sh | sed "s/^${suite}_//"): ${t#test_}"
-		case "$name" in *"$filter"*) ;; *) continue ;; esac
+		if [ -n "$filter" ] && ! selected "$name"; then continue; fi
 		if [ "$(id -u)" != 0 ] && ! grep -q "^# no-root: $t\$" "$file"; then
 			if [ "${CI:-}" = true ]; then
 				report fail "$name" "needs root, and CI must not skip it"
@@ -67,6 +76,7 @@ for file in "$here/${suite}"_*.sh; do
 		    else
 			report skip "$name" "$(grep '^SKIP' "$log" | tail -n 1)"
 		    fi ;;
+		78) report skip "$name" "$(grep '^N/A' "$log" | tail -n 1)" ;;
 		124 | 137) report fail "$name" "timed out after ${per_test_timeout}s
 $(tail -n 20 "$log")" ;;
 		*) report fail "$name (${secs}s)" "$(tail -n 20 "$log")" ;;

@@ -43,7 +43,8 @@ test_connection_open_before_load_keeps_working() {
 # A 100 MiB checksummed stream to a slow reader; unload and reload mid-way.
 test_unload_and_reload_mid_transfer_loses_nothing() {
 	load --queue-limit 1G # the whole stream fits: plenty unread at the unload
-	server -a 127.0.0.1 -p 7800 -s 0 -r 100M -R 256K -d 3000
+	# the reader starts late, so bytes are queued whatever bounds the queue
+	server -a 127.0.0.1 -p 7800 -s 0 -r 100M -R 256K -d 3000 -P 1000
 	"$TCPCHECK" -a 127.0.0.1 -p 7800 -s 100M -r 0 -w 64K >"$TMP/client.out" 2>&1 &
 	local client=$!
 	sleep 0.7
