@@ -158,7 +158,7 @@ uninstall:
 	$(Q)rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
 lint:
-	shellcheck -x *.sh test/*.sh test/run-in-cgroup bench/*.sh .ci/run
+	shellcheck -x *.sh test/*.sh test/run-in-cgroup test/kernels/*.sh test/kernels/initramfs-init bench/*.sh .ci/run
 
 clean:
 	$(call msg,CLEAN)

@@ -36,6 +36,19 @@ selected() { # name: does it contain one of the comma-separated patterns?
 	return 1
 }
 
+# Inside a matrix guest (test/kernels), SB_GUEST_SKIP names a file of
+# "PATTERN | REASON" lines: cases that run on the host only, and why.
+guest_skip() { # name
+	local pattern reason
+	[ -n "${SB_GUEST_SKIP:-}" ] || return 1
+	while IFS='|' read -r pattern reason; do
+		pattern=$(echo "$pattern" | xargs)
+		case "$pattern" in '' | '#'*) continue ;; esac
+		case "$1" in *"$pattern"*) echo "${reason# }"; return 0 ;; esac
+	done <"$SB_GUEST_SKIP"
+	return 1
+}
+
 report() { # status name detail
 	n=$((n + 1))
 	case "$1" in
@@ -50,6 +63,10 @@ for file in "$here/${suite}"_*.sh; do
 	for t in $(bash -c ". '$file'; declare -F" | awk '$3 ~ /^test_/ { print $3 }'); do
 		name="$(basename "$file" .sh | sed "s/^${suite}_//"): ${t#test_}"
 		if [ -n "$filter" ] && ! selected "$name"; then continue; fi
+		if reason=$(guest_skip "$name"); then
+			report skip "$name" "not in the kernel matrix: $reason"
+			continue
+		fi
 		if [ "$(id -u)" != 0 ] && ! grep -q "^# no-root: $t\$" "$file"; then
 			if [ "${CI:-}" = true ]; then
 				report fail "$name" "needs root, and CI must not skip it"
