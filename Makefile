@@ -41,7 +41,7 @@ all: $(BIN)
 help:
 	@echo 'make [V=1]      build ./$(BIN) (needs clang, bpftool, libbpf-dev)'
 	@echo 'make test       run the test suite (root; see README)'
-	@echo 'make test-kernels  the test suite inside qemu guests with Debian 6.1 and 6.12 kernels (root)'
+	@echo 'make test-kernels  the test suite in qemu guests running Debian kernels 6.1, 6.12, 5.10 (root)'
 	@echo 'make stress     load, churn, reload cycles and hostile input (root; < 10 min)'
 	@echo 'make bench      benchmark tables and plots (root; QUICK=1 for under a minute)'
 	@echo 'make lint       shellcheck the scripts'
@@ -114,8 +114,8 @@ test:
 		$(OUTPUT)/tcpmany
 	./test/run.sh $(TESTS)
 
-# The kernel matrix (root): the suite inside qemu guests running Debian's 6.1
-# and 6.12 cloud kernels; KERNELS="pkg ..." picks others (test/kernels/matrix.sh).
+# The kernel matrix (root): the suite inside qemu guests running Debian's 6.1,
+# 6.12 and (a subset) 5.10 cloud kernels; KERNELS="pkg ..." picks others.
 test-kernels:
 	./load.sh --deps-only --test-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \

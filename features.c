@@ -30,11 +30,17 @@ static const struct { enum bpf_prog_type t; enum bpf_func_id id; const char *nam
 	{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_socket_cookie, "bpf_get_socket_cookie in sockops" },
 	{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sockops" },
 	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, "bpf_msg_redirect_hash in sk_msg" },
-	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_get_socket_cookie, "bpf_get_socket_cookie in sk_msg" },
 	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sk_msg" },
 	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_skc_to_tcp_sock, "bpf_skc_to_tcp_sock in sk_msg" },
 	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_probe_read_kernel, "bpf_probe_read_kernel in sk_msg" },
 };
+
+/* May programs of type t name the task they run in (trace lines)? */
+static bool task_helpers(enum bpf_prog_type t)
+{
+	return libbpf_probe_bpf_helper(t, BPF_FUNC_get_current_pid_tgid, NULL) > 0 &&
+	       libbpf_probe_bpf_helper(t, BPF_FUNC_get_current_comm, NULL) > 0;
+}
 
 static bool btf_has_member(const struct btf *btf, const char *type, const char *member)
 {
@@ -92,6 +98,9 @@ int probe_kernel(struct sb_features *f)
 		if (libbpf_probe_bpf_helper(helpers[i].t, helpers[i].id, NULL) <= 0)
 			return missing(helpers[i].name);
 
+	f->task_in_sockops = task_helpers(BPF_PROG_TYPE_SOCK_OPS);
+	f->task_in_sk_msg = task_helpers(BPF_PROG_TYPE_SK_MSG);
+
 	/* CO-RE needs the kernel's own BTF; the rest is read from it. */
 	vmlinux = btf__load_vmlinux_btf();
 	if (!vmlinux)
@@ -112,8 +121,12 @@ int probe_kernel(struct sb_features *f)
 	return 0;
 }
 
-void warn_degraded(const struct sb_features *f)
+void warn_degraded(const struct sb_features *f, bool trace)
 {
+	if (trace && (!f->task_in_sockops || !f->task_in_sk_msg))
+		fprintf(stderr, "sockbypass: warning: this kernel does not let %s programs ask "
+			"for the current task: their trace lines say 'pid 0 -'\n",
+			!f->task_in_sockops ? "sockops" : "sk_msg");
 	if (!f->queue_len)
 		fprintf(stderr, "sockbypass: warning: this kernel does not count a socket's queued "
 			"redirected bytes (no sk_psock.msg_tot_len); --queue-limit is checked by "

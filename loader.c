@@ -180,6 +180,8 @@ static int do_load(void)
 	if (getenv("SOCKBYPASS_WALK_QUEUE"))
 		features.queue_len = false;
 	skel->rodata->sb_walk_queue = !features.queue_len;
+	skel->rodata->sb_task_sockops = features.task_in_sockops;
+	skel->rodata->sb_task_sk_msg = features.task_in_sk_msg;
 	/* one entry per socket in each; clients waiting for their server: a quarter */
 	bpf_map__set_max_entries(skel->maps.sb_sockhash, env.map_size);
 	bpf_map__set_max_entries(skel->maps.sb_pairs, env.map_size);
@@ -247,7 +249,7 @@ static int do_load(void)
 		ret = errno_exit(err);
 		goto out_unpin;
 	}
-	warn_degraded(&features);
+	warn_degraded(&features, env.trace);
 	printf("sockbypass loaded: cgroup %s, pins in %s%s\n", env.cgroup, env.pin_dir,
 	       env.trace ? ", tracing on" : "");
 	ret = SB_EXIT_OK;

@@ -71,10 +71,12 @@ int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s
 #define SB_MIN_KERNEL "5.10" /* the sockmap iterator; see README "Kernels" */
 struct sb_features {
 	const char *missing; /* a required feature the kernel lacks */
-	bool queue_len;      /* sk_psock.msg_tot_len: --queue-limit works */
+	bool queue_len;      /* sk_psock.msg_tot_len: queues are counted, not walked */
+	bool task_in_sockops; /* current pid and comm, for trace lines */
+	bool task_in_sk_msg;
 };
 int probe_kernel(struct sb_features *f);
-void warn_degraded(const struct sb_features *f);
+void warn_degraded(const struct sb_features *f, bool trace);
 
 /* options.c */
 int sb_parse_options(int argc, char **argv, unsigned int flags);

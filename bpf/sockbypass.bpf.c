@@ -25,6 +25,10 @@ char LICENSE[] SEC("license") = "GPL"; /* bpf_printk is GPL-only */
 
 /* Set by the loader before load: with 0 the verifier drops every trace call. */
 const volatile __u32 sb_trace = 0;
+/* Trace lines name the current task where the kernel lets the program type
+ * ask (sockops: not on 6.1); the loader probes and sets these. */
+const volatile __u32 sb_task_sockops = 0;
+const volatile __u32 sb_task_sk_msg = 0;
 /* Walk the ingress list even where msg_tot_len exists (tests of old kernels). */
 const volatile __u32 sb_walk_queue = 0;
 
@@ -42,10 +46,13 @@ static __always_inline bool v4mapped(const __u32 a[4])
 #define trace_tuple(what, t)                                                        \
 	do {                                                                        \
 		if (sb_trace) {                                                     \
-			char comm[16];                                              \
-			__u32 pid = bpf_get_current_pid_tgid() >> 32;               \
+			char comm[16] = "-";                                        \
+			__u32 pid = 0;                                              \
                                                                                     \
-			bpf_get_current_comm(comm, sizeof(comm));                   \
+			if (sb_task_sockops) {                                      \
+				pid = bpf_get_current_pid_tgid() >> 32;             \
+				bpf_get_current_comm(comm, sizeof(comm));           \
+			}                                                           \
 			if (v4mapped((t)->client_addr))                             \
 				bpf_printk("sockbypass: " what " %pI4:%u -> %pI4:%u pid %u %s", \
 					   &(t)->client_addr[3], (t)->client_port,  \
@@ -527,12 +534,16 @@ static __always_inline bool tcp_drained(struct tcp_sock___sb *me, struct sock___
 #define trace_msg(what, msg)                                                        \
 	do {                                                                        \
 		if (sb_trace) {                                                     \
-			char comm[16];                                              \
+			char comm[16] = "-";                                        \
+			__u32 pid = 0;                                              \
                                                                                     \
-			bpf_get_current_comm(comm, sizeof(comm));                   \
+			if (sb_task_sk_msg) {                                       \
+				pid = bpf_get_current_pid_tgid() >> 32;             \
+				bpf_get_current_comm(comm, sizeof(comm));           \
+			}                                                           \
 			bpf_printk("sockbypass: " what " port %u -> %u pid %u %s",  \
 				   (msg)->local_port, bpf_ntohl((msg)->remote_port), \
-				   (__u32)(bpf_get_current_pid_tgid() >> 32), comm); \
+				   pid, comm);                                      \
 		}                                                                   \
 	} while (0)
 

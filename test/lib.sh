@@ -41,8 +41,13 @@ not_applicable() {
 # or SOCKBYPASS_WALK_QUEUE=1 to act as one)? --queue-limit then also stops at
 # 256 queued messages.
 queue_is_walked() {
-	[ -n "${SOCKBYPASS_WALK_QUEUE:-}" ] && return 0
-	! bpftool btf dump file /sys/kernel/btf/vmlinux format raw | grep -q "'msg_tot_len'"
+	[ -n "${SOCKBYPASS_WALK_QUEUE:-}" ] || ! kernel_counts_queue
+}
+
+# Does the kernel count a socket's queued redirected bytes (sk_psock.msg_tot_len,
+# which also makes FIONREAD see them)?
+kernel_counts_queue() {
+	bpftool btf dump file /sys/kernel/btf/vmlinux format raw | grep -q "'msg_tot_len'"
 }
 
 sb_setup() {

@@ -62,7 +62,8 @@ test_without_limit_the_queue_would_grow() {
 	if queue_is_walked; then
 		# 256 messages of at most 64 KiB: what stops the queue here
 		[ "$max" -le $((260 * 64 * 1024)) ] || fail "a walked queue grew to $max"
-		wait "$CLIENT" && wait "$SERVER_PID" || fail "stream broke: $(cat "$TMP/client.out")"
+		wait "$CLIENT" || fail "client side broke: $(cat "$TMP/client.out")"
+		wait "$SERVER_PID" || fail "server side broke"
 		not_applicable "no sk_psock.msg_tot_len: the queue stops at 256 messages ($max bytes)," \
 			"whatever --queue-limit says; the stream was intact"
 	fi

@@ -69,6 +69,18 @@ test_msg_peek_sees_what_recv_gets() {
 
 test_fionread_reports_bypassed_bytes() {
 	load
+	if ! kernel_counts_queue; then
+		# documented limit: FIONREAD leaves redirected bytes out on such kernels
+		bg "$TCPCHECK" -l -f "$TMP/ready.fio" -p 7500 -a 127.0.0.1 -s 0 -r 4M -I -d 200 \
+			>"$TMP/fio.out" 2>&1
+		local reader=$!
+		wait_file "$TMP/ready.fio"
+		"$TCPCHECK" -p 7500 -a 127.0.0.1 -s 4M -r 0 -w 1000 >/dev/null 2>&1
+		wait "$reader" && fail "FIONREAD counted bypassed bytes: update the README"
+		grep -q "FIONREAD 0 with data readable" "$TMP/fio.out" ||
+			fail "reader failed otherwise: $(cat "$TMP/fio.out")"
+		not_applicable "no sk_psock.msg_tot_len: FIONREAD says 0 with bypassed bytes queued (README)"
+	fi
 	transfer 7500 -a 127.0.0.1 -s 0 -r 4M -I -d 200 -- -a 127.0.0.1 -s 4M -r 0 -w 1000
 	assert_gt "$(counter redirected_bytes)" 4000000 "redirected bytes"
 }
