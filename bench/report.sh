@@ -35,8 +35,9 @@ ratio() {
 # for the $placement of the loop that calls it; no AF_UNIX columns for the
 # packaged tools, which speak TCP only
 table() {
-	local bench=$1 fmt=$4 row med lo hi mode modes="off on unix"
-	awk -F'\t' -v b="$bench" '$1 == b { f = 1 } END { exit !f }' "$raw" || return 0
+	local bench=$1 fmt=$4 row med lo hi mode modes="off on unix" label
+	awk -F'\t' -v b="$bench" -v p="$placement" '$1 == b && $2 == p { f = 1 } END { exit !f }' "$raw" ||
+		return 0
 	printf '\n## %s\n\n' "$2"
 	if awk -F'\t' -v b="$bench" '$1 == b && $4 == "unix" { f = 1 } END { exit !f }' "$raw"; then
 		echo "| $3 | plain TCP | sockbypass | AF_UNIX | sockbypass/TCP | AF_UNIX/TCP |"
@@ -47,7 +48,9 @@ table() {
 		echo "|---:|---:|---:|---:|"
 	fi
 	awk -F'\t' -v b="$bench" '$1 == b { print $3 }' "$raw" | sort -un | while read -r size; do
-		row="| $(human_size "$size") |"
+		label=$(human_size "$size")
+		[ "$3" = connections ] && label=$size
+		row="| $label |"
 		for mode in $modes; do
 			read -r med lo hi _ < <(stats "$bench" "$placement" "$size" "$mode")
 			# shellcheck disable=SC2059 # the format is the caller's number format
@@ -69,7 +72,7 @@ invalid=$(awk -F'\t' 'NR > 1 && $8 == 0' "$raw" | wc -l)
 	echo "ratios are the median of the per-round ratios to plain TCP. 'split': client on CPU 0,"
 	echo "server on CPU 1; 'same': both on CPU 0. Runs of the bypass whose data crossed lo would"
 	echo "be discarded as invalid: $invalid were."
-	for placement in $(cut -f2 "$raw" | tail -n +2 | sort -u); do
+	for placement in $(cut -f2 "$raw" | tail -n +2 | grep -vx veth | sort -u); do
 		table stream "Stream throughput, Gbit/s ($placement)" "write size" '%.2f'
 		table rr "Round trip (ping-pong), mean µs ($placement)" "message size" '%.1f'
 		table iperf3 "iperf3 stream throughput, Gbit/s ($placement)" "write size (-l)" '%.2f'
@@ -86,12 +89,26 @@ invalid=$(awk -F'\t' 'NR > 1 && $8 == 0' "$raw" | wc -l)
 			row="$row $(printf '%.0f (%.0f–%.0f)' "$med" "$lo" "$hi") |"
 		done
 		echo "$row $(ratio conn "$placement" 1 on) |"
+		table conn_p99 "Connections: connect-echo-close time, p99 µs ($placement)" "echo size" '%.1f'
+		table cpu_stream "CPU cost of a stream, CPU seconds per GB, whole machine ($placement)" \
+			"write size" '%.3f'
+		table cpu_rr "CPU cost of a round trip, CPU µs, whole machine ($placement)" "message size" '%.2f'
+		table echo250k "250,000 echoes of 1 KiB, mean round trip µs ($placement)" "message size" '%.2f'
+		table many "Many open connections: 1 KiB round trips on each in turn, mean µs ($placement)" \
+			"connections" '%.1f'
+		table many_slab "Kernel slab per connection (both ends), bytes ($placement)" "connections" '%.0f'
 	done
+	placement=veth
+	table veth "Two namespaces joined by veth: iperf3 (128 KiB writes), Gbit/s" "write size" '%.2f'
+	if [ -s "$dir/maps.txt" ]; then
+		printf '\n## sockbypass map memory (bpftool bytes_memlock)\n\n| map | bytes |\n|---|---:|\n'
+		awk '{ printf "| %s | %s |\n", $1, $2 }' "$dir/maps.txt"
+	fi
 } >"$dir/results.md"
 cat "$dir/results.md"
 
 command -v gnuplot >/dev/null || { echo "(gnuplot missing: no plots; apt-get install gnuplot-nox)" >&2; exit 0; }
-for placement in $(cut -f2 "$raw" | tail -n +2 | sort -u); do
+for placement in $(cut -f2 "$raw" | tail -n +2 | grep -vx veth | sort -u); do
 	for bench in stream rr; do
 		awk -F'\t' -v b=$bench '$1 == b { print $3 }' "$raw" | sort -un | while read -r size; do
 			printf '%s' "$size"

@@ -31,13 +31,15 @@ if [ "${QUICK:-0}" = 1 ]; then
 	REPS=3 SECS=1
 	STREAM_SIZES="1024 65536"
 	RR_SIZES="1024"
-	PLACEMENTS="split"
+	PLACEMENTS=${PLACEMENTS:-split}
+	EXTRAS=${EXTRAS:-0} # echo 250k, many connections, veth: full runs by default
 else
 	TOOLS=${TOOLS:-1}
 	REPS=5 SECS=2
 	STREAM_SIZES="64 1024 4096 16384 64512 65536 262144 1048576"
 	RR_SIZES="64 1024 16384"
 	PLACEMENTS="split same"
+	EXTRAS=${EXTRAS:-1}
 fi
 
 stamp=$(date -u +%Y%m%d-%H%M%S)
@@ -49,6 +51,8 @@ printf 'bench\tplacement\tsize\tmode\trep\tvalue\tlo_bytes\tvalid\n' >"$raw"
 # shellcheck disable=SC2119 # load passes loader options, none here
 load
 lo_bytes() { cat /sys/class/net/lo/statistics/tx_bytes; }
+# CPU time of the whole machine (both ends run here), in 1/100 s
+cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 
 # servers for one placement: off = plain TCP (outside the covered cgroup),
 # on = TCP inside it (bypassed), unix = AF_UNIX
@@ -60,6 +64,13 @@ start_servers() {
 	"$BENCH" -l 127.0.0.1:5002 -c "$cpu" >/dev/null &
 	SERVERS+=($!)
 	"$BENCH" -l "unix:$TMP/bench.sock" -c "$cpu" >/dev/null &
+	SERVERS+=($!)
+	# many connections at once: epoll echo servers
+	"$top/test/run-in-cgroup" "$ORIG_CG" "$BENCH" -L 127.0.0.1:5011 -c "$cpu" >/dev/null &
+	SERVERS+=($!)
+	"$BENCH" -L 127.0.0.1:5012 -c "$cpu" >/dev/null &
+	SERVERS+=($!)
+	"$BENCH" -L "unix:$TMP/many.sock" -c "$cpu" >/dev/null &
 	SERVERS+=($!)
 	# the packaged tools, plain and bypassed: iperf3 (stream), sockperf (ping-pong)
 	"$top/test/run-in-cgroup" "$ORIG_CG" taskset -c "$cpu" iperf3 -s -p 5201 >/dev/null 2>&1 &
@@ -83,6 +94,7 @@ stop_servers() {
 # run BENCH PLACEMENT SIZE MODE REP CLIENT_CPU: one measurement, appended to $raw
 run_one() {
 	local bench=$1 placement=$2 size=$3 mode=$4 rep=$5 cpu=$6 addr key value before after moved valid
+	local res ticks
 	case $mode in
 	off) addr=127.0.0.1:5001 ;;
 	on) addr=127.0.0.1:5002 ;;
@@ -90,10 +102,10 @@ run_one() {
 	esac
 	case $bench in
 	stream) key=gbit_s ;;
-	rr) key=mean_us ;;
+	rr | echo250k | many) key=mean_us ;;
 	conn) key=conn_per_s ;;
 	esac
-	local cmd res port
+	local cmd port
 	port=$([ "$mode" = off ] && echo 1 || echo 2)
 	case $bench in
 	iperf3) key=gbit_s
@@ -101,11 +113,18 @@ run_one() {
 	sockperf) key=mean_us
 		cmd=(taskset -c "$cpu" sockperf ping-pong -i 127.0.0.1 -p "530$port" --tcp -m "$size"
 			-t "$SECS") ;;
+	echo250k) # the published experiment: 250,000 echoes of 1 KiB, average RTT
+		cmd=("$BENCH" -m rr -a "$addr" -s "$size" -n 250000 -c "$cpu") ;;
+	many) # $size connections open at once, 1 KiB round trips on each in turn
+		addr=${addr/:500[12]/:501$port}; addr=${addr/bench.sock/many.sock}
+		cmd=("$BENCH" -m many -a "$addr" -s 1024 -n "$size" -t "$SECS" -c "$cpu") ;;
 	*) cmd=("$BENCH" -m "$bench" -a "$addr" -s "$size" -t "$SECS" -c "$cpu") ;;
 	esac
 	[ "$mode" = off ] && cmd=("$top/test/run-in-cgroup" "$ORIG_CG" "${cmd[@]}")
 	before=$(lo_bytes)
+	ticks=$(cpu_ticks)
 	res=$("${cmd[@]}" 2>&1)
+	ticks=$(($(cpu_ticks) - ticks))
 	after=$(lo_bytes)
 	case $bench in
 	iperf3) # Gbit/s received; bytes moved for the validity check
@@ -125,14 +144,63 @@ run_one() {
 		sockperf) moved=$((size * 2)) ;; # sockperf does not say how many: lo must stay ~empty
 		rr) moved=$(awk -v r="$(tr ' ' '\n' <<<"$res" | sed -n 's/^rtt_per_s=//p')" \
 			-v s="$size" -v t="$SECS" 'BEGIN { printf "%d", r * t * s * 2 }') ;;
+		echo250k) moved=$((250000 * size * 2)) ;;
+		many) moved=$(awk -v r="$(tr ' ' '\n' <<<"$res" | sed -n 's/^rtt_per_s=//p')" \
+			-v t="$SECS" 'BEGIN { printf "%d", r * t * 2048 }') ;;
 		esac
 		[ $((after - before)) -le $((moved / 100 + 20000)) ] || valid=0
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$bench" "$placement" "$size" "$mode" "$rep" \
-		"${value:-nan}" $((after - before)) "$valid" >>"$raw"
+	record "$bench" "${value:-nan}"
+	# what else the same run tells: CPU cost, connection p99, kernel memory
+	case $bench in
+	stream) record cpu_stream "$(field bytes | awk -v t="$ticks" '$1 > 0 { printf "%.3f", t / 100 / ($1 / 1e9) }')" ;;
+	rr) record cpu_rr "$(awk -v t="$ticks" -v r="$(field rtt_per_s)" -v s="$SECS" \
+		'BEGIN { if (r > 0) printf "%.2f", t / 100 / (r * s) * 1e6 }')" ;;
+	conn) record conn_p99 "$(field p99_us)" ;;
+	many) record many_slab "$(field slab_per_conn)" ;;
+	esac
+}
+field() { tr ' \t' '\n' <<<"$res" | sed -n "s/^$1=//p" | head -n 1; }
+record() { # bench value: one row of raw.tsv for the run in progress
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$placement" "$size" "$mode" "$rep" \
+		"${2:-nan}" $((after - before)) "$valid" >>"$raw"
+}
+
+# The container case: iperf3 between two namespaces joined by a veth pair,
+# both ends outside (off) or inside (on) the covered cgroup.
+setup_veth() {
+	new_netns "sbbench-a-$$"
+	new_netns "sbbench-b-$$"
+	ip link add sbb-a netns "sbbench-a-$$" type veth peer name sbb-b netns "sbbench-b-$$"
+	ip -n "sbbench-a-$$" addr add 10.199.0.1/24 dev sbb-a
+	ip -n "sbbench-b-$$" addr add 10.199.0.2/24 dev sbb-b
+	ip -n "sbbench-a-$$" link set sbb-a up
+	ip -n "sbbench-b-$$" link set sbb-b up
+	# cgroup first: ip netns exec mounts a fresh /sys, without the cgroup mount
+	"$top/test/run-in-cgroup" "$ORIG_CG" ip netns exec "sbbench-b-$$" iperf3 -s -p 5401 >/dev/null 2>&1 &
+	PIDS+=($!)
+	ip netns exec "sbbench-b-$$" iperf3 -s -p 5402 >/dev/null 2>&1 &
+	PIDS+=($!)
+	sleep 0.5
+}
+veth_tx() { ip netns exec "sbbench-a-$$" cat /sys/class/net/sbb-a/statistics/tx_bytes; }
+run_veth() { # mode rep
+	local mode=$1 rep=$2 placement=veth size=131072 before after valid=1 res value port=1 cmd
+	[ "$mode" = on ] && port=2
+	cmd=(ip netns exec "sbbench-a-$$" iperf3 -c 10.199.0.2 -p "540$port" -t "$SECS" -J)
+	[ "$mode" = off ] && cmd=("$top/test/run-in-cgroup" "$ORIG_CG" "${cmd[@]}")
+	before=$(veth_tx)
+	res=$("${cmd[@]}" 2>&1)
+	after=$(veth_tx)
+	value=$(jq '.end.sum_received.bits_per_second / 1e9' <<<"$res" 2>/dev/null)
+	# bypassed: the payload must not have crossed the veth
+	[ "$mode" = on ] && [ $((after - before)) -gt $(($(jq '.end.sum_received.bytes' <<<"$res") / 100 + 20000)) ] &&
+		valid=0
+	record veth "${value:-nan}"
 }
 
 echo "sockbench: off = plain loopback TCP, on = sockbypass, unix = AF_UNIX stream" >&2
+[ "$EXTRAS" = 1 ] && setup_veth
 for placement in $PLACEMENTS; do
 	if [ "$placement" = same ]; then server_cpu=0 client_cpu=0; else server_cpu=1 client_cpu=0; fi
 	start_servers "$server_cpu"
@@ -144,6 +212,15 @@ for placement in $PLACEMENTS; do
 			for mode in off on unix; do run_one rr "$placement" "$size" "$mode" "$rep" "$client_cpu"; done
 		done
 		for mode in off on unix; do run_one conn "$placement" 1 "$mode" "$rep" "$client_cpu"; done
+		if [ "$EXTRAS" = 1 ] && [ "$placement" = same ]; then
+			for mode in off on unix; do run_one echo250k "$placement" 1024 "$mode" "$rep" "$client_cpu"; done
+			for conns in 1000 10000; do
+				for mode in off on unix; do run_one many "$placement" "$conns" "$mode" "$rep" "$client_cpu"; done
+			done
+		fi
+		if [ "$EXTRAS" = 1 ] && [ "$placement" = split ]; then
+			for mode in off on; do run_veth "$mode" "$rep"; done
+		fi
 		if [ "$TOOLS" = 1 ]; then
 			for size in $STREAM_SIZES; do
 				for mode in off on; do run_one iperf3 "$placement" "$size" "$mode" "$rep" "$client_cpu"; done
@@ -156,6 +233,8 @@ for placement in $PLACEMENTS; do
 	done
 done
 stop_servers
+for pin in "$PIN"/sb_*; do bpftool -j map show pinned "$pin" 2>/dev/null; done |
+	jq -r 'select(.name) | "\(.name) \(.bytes_memlock)"' >"$out/maps.txt"
 
 "$here/report.sh" "$out"
 rm -rf "$top/bench/results/latest"

@@ -8,6 +8,10 @@
  *   sockbench -m stream -a ADDR -s SIZE -t SECS [-c CPU]   bytes/s of SIZE writes
  *   sockbench -m rr     -a ADDR -s SIZE -t SECS [-c CPU]   round trips of SIZE bytes
  *   sockbench -m conn   -a ADDR -t SECS [-c CPU]           connect/1-byte echo/close
+ *   sockbench -m rr     -a ADDR -s SIZE -n COUNT [-c CPU]  COUNT round trips, not SECS
+ *   sockbench -L ADDR [-c CPU]                  serve many clients at once (epoll echo)
+ *   sockbench -m many   -a ADDR -s SIZE -n CONNS -t SECS   CONNS open connections, round
+ *                       trips on each in turn; kernel slab per connection (both ends)
  *
  * ADDR is HOST:PORT for TCP (127.0.0.1:5000, [::1]:5000) or unix:PATH.
  * Prints one line of key=value results.
@@ -21,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -194,6 +200,79 @@ static void __attribute__((noreturn)) do_listen(const char *addr)
 	}
 }
 
+/* Echo whatever arrives, on any number of connections at once (mode many). */
+static void __attribute__((noreturn)) do_listen_many(const char *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = parse_addr(addr, &ss);
+	int fd = socket(ss.ss_family, SOCK_STREAM, 0), one = 1, ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN }, evs[256];
+	char *buf = malloc(MAX_SIZE);
+
+	if (fd < 0 || ep < 0 || !buf)
+		die("socket");
+	if (ss.ss_family == AF_UNIX)
+		unlink(((struct sockaddr_un *)&ss)->sun_path);
+	else
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 4096))
+		die("bind/listen");
+	ev.data.fd = fd;
+	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+	printf("listening\n");
+	fflush(stdout);
+	for (;;) {
+		int n = epoll_wait(ep, evs, 256, -1);
+
+		for (int i = 0; i < n; i++) {
+			int c = evs[i].data.fd;
+
+			if (c == fd) {
+				c = accept(fd, NULL, NULL);
+				if (c < 0)
+					continue;
+				if (ss.ss_family != AF_UNIX)
+					setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+				ev.data.fd = c;
+				epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
+				continue;
+			}
+			ssize_t got = read(c, buf, MAX_SIZE);
+
+			if (got < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (got <= 0 || write_full(c, buf, (size_t)got))
+				close(c); /* also leaves the epoll set */
+		}
+	}
+}
+
+/* Kernel slab in use, bytes (SReclaimable + SUnreclaim). */
+static long long slab_bytes(void)
+{
+	FILE *f = fopen("/proc/meminfo", "r");
+	char line[128];
+	long long kb = 0, v;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Slab: %lld kB", &v) == 1)
+			kb = v;
+	fclose(f);
+	return kb * 1024;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit r;
+
+	if (!getrlimit(RLIMIT_NOFILE, &r)) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+	}
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -219,10 +298,13 @@ int main(int argc, char **argv)
 	double secs = 2, t0, t;
 	size_t size = 65536, cap = 1 << 22, n = 0;
 	int c, cpu = -1, listen_mode = 0;
+	unsigned long count = 0;
 
-	while ((c = getopt(argc, argv, "l:a:m:s:t:c:")) != -1) {
+	while ((c = getopt(argc, argv, "l:L:a:m:s:t:c:n:")) != -1) {
 		switch (c) {
 		case 'l': listen_mode = 1; addr = optarg; break;
+		case 'L': listen_mode = 2; addr = optarg; break;
+		case 'n': count = strtoul(optarg, NULL, 0); break;
 		case 'a': addr = optarg; break;
 		case 'm': mode = optarg; break;
 		case 's': size = strtoul(optarg, NULL, 0); break;
@@ -243,8 +325,11 @@ int main(int argc, char **argv)
 		if (sched_setaffinity(0, sizeof(set), &set))
 			die("sched_setaffinity");
 	}
-	if (listen_mode)
+	raise_fd_limit();
+	if (listen_mode == 1)
 		do_listen(addr);
+	if (listen_mode == 2)
+		do_listen_many(addr);
 
 	char *buf = calloc(1, size);
 	double *lat = malloc(cap * sizeof(double));
@@ -282,9 +367,35 @@ int main(int argc, char **argv)
 				die("round trip");
 			if (n < cap)
 				lat[n++] = now() - s;
-		} while (now() - t0 < secs);
+		} while (count ? n < count : now() - t0 < secs);
 		print_latency("rtt_per_s", lat, n, now() - t0);
 		close(fd);
+	} else if (!strcmp(mode, "many")) {
+		int *fds = calloc(count ? count : 1, sizeof(int));
+		long long slab0 = slab_bytes(), slab1;
+
+		if (!count || !fds)
+			die("many needs -n CONNS");
+		for (size_t i = 0; i < count; i++) {
+			fds[i] = connect_to(addr);
+			/* one round trip each: both ends established (and in the map) */
+			if (write_full(fds[i], buf, size) || read_full(fds[i], buf, size))
+				die("first round trip");
+		}
+		slab1 = slab_bytes();
+		t0 = now();
+		for (size_t i = 0; now() - t0 < secs; i = (i + 1) % count) {
+			double s = now();
+
+			if (write_full(fds[i], buf, size) || read_full(fds[i], buf, size))
+				die("round trip");
+			if (n < cap)
+				lat[n++] = now() - s;
+		}
+		printf("slab_per_conn=%lld ", (slab1 - slab0) / (long long)count);
+		print_latency("rtt_per_s", lat, n, now() - t0);
+		for (size_t i = 0; i < count; i++)
+			close(fds[i]);
 	} else if (!strcmp(mode, "conn")) {
 		t0 = now();
 		do {
