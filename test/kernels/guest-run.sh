@@ -10,7 +10,8 @@ kernel=$(uname -r)
 # The host's /lib/modules has no modules for this kernel: use the cached ones.
 mkdir -p "/lib/modules/$kernel"
 mount --bind "$(arg modules)" "/lib/modules/$kernel"
-mount -t tmpfs tmpfs /tmp
+# /tmp stays the overlay's (writable, the host's files beneath): the project
+# or its cache may live there
 mount -t tmpfs tmpfs /run
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
