@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -35,11 +36,39 @@ static const struct { enum bpf_prog_type t; enum bpf_func_id id; const char *nam
 	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_probe_read_kernel, "bpf_probe_read_kernel in sk_msg" },
 };
 
+/*
+ * May programs of type t call helper id? Loads "call id; return 0" and reads
+ * the verifier's answer: libbpf_probe_bpf_helper() knows "unknown func" but
+ * not the "program of this type cannot use helper" of newer kernels (6.12
+ * answers so for bpf_get_current_comm in sockops). Any other complaint (the
+ * arguments) means the helper itself is allowed.
+ */
+static bool helper_allowed(enum bpf_prog_type t, enum bpf_func_id id)
+{
+	struct bpf_insn insns[] = {
+		{ .code = BPF_JMP | BPF_CALL, .imm = id },
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	char log[4096] = "";
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .log_buf = log, .log_size = sizeof(log),
+		    .log_level = 1);
+	int fd;
+
+	fd = bpf_prog_load(t, NULL, "GPL", insns, ARRAY_SIZE(insns), &opts);
+	if (fd >= 0) {
+		close(fd);
+		return true;
+	}
+	return !strstr(log, "unknown func") && !strstr(log, "invalid func") &&
+	       !strstr(log, "cannot use helper");
+}
+
 /* May programs of type t name the task they run in (trace lines)? */
 static bool task_helpers(enum bpf_prog_type t)
 {
-	return libbpf_probe_bpf_helper(t, BPF_FUNC_get_current_pid_tgid, NULL) > 0 &&
-	       libbpf_probe_bpf_helper(t, BPF_FUNC_get_current_comm, NULL) > 0;
+	return helper_allowed(t, BPF_FUNC_get_current_pid_tgid) &&
+	       helper_allowed(t, BPF_FUNC_get_current_comm);
 }
 
 static bool btf_has_member(const struct btf *btf, const char *type, const char *member)
@@ -95,7 +124,7 @@ int probe_kernel(struct sb_features *f)
 		if (libbpf_probe_bpf_map_type(map_types[i].t, NULL) <= 0)
 			return missing(map_types[i].name);
 	for (i = 0; i < ARRAY_SIZE(helpers); i++)
-		if (libbpf_probe_bpf_helper(helpers[i].t, helpers[i].id, NULL) <= 0)
+		if (!helper_allowed(helpers[i].t, helpers[i].id))
 			return missing(helpers[i].name);
 
 	f->task_in_sockops = task_helpers(BPF_PROG_TYPE_SOCK_OPS);
