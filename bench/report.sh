@@ -93,6 +93,9 @@ invalid=$(awk -F'\t' 'NR > 1 && $8 == 0' "$raw" | wc -l)
 		table cpu_stream "CPU cost of a stream, CPU seconds per GB, whole machine ($placement)" \
 			"write size" '%.3f'
 		table cpu_rr "CPU cost of a round trip, CPU µs, whole machine ($placement)" "message size" '%.2f'
+		table switches_per_write "Context switches per write, whole machine ($placement)" "write size" '%.3f'
+		table prog_ns "sk_msg program run time per message, ns (bpf_stats; sockbypass only) ($placement)" \
+			"write size" '%.0f'
 		table echo250k "250,000 echoes of 1 KiB, mean round trip µs ($placement)" "message size" '%.2f'
 		table many "Many open connections: 1 KiB round trips on each in turn, mean µs ($placement)" \
 			"connections" '%.1f'

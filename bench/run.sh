@@ -53,6 +53,13 @@ load
 lo_bytes() { cat /sys/class/net/lo/statistics/tx_bytes; }
 # CPU time of the whole machine (both ends run here), in 1/100 s
 cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+# context switches of the whole machine: a reader woken per write shows here
+switches() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
+# run time and runs of the sk_msg program (kernel.bpf_stats_enabled)
+prog_stats() { bpftool -j prog show pinned "$PIN/sb_sk_msg" | jq -r '"\(.run_time_ns // 0) \(.run_cnt // 0)"'; }
+stats_was=$(sysctl -n kernel.bpf_stats_enabled)
+sysctl -qw kernel.bpf_stats_enabled=1
+trap 'sysctl -qw kernel.bpf_stats_enabled="$stats_was"; sb_cleanup' EXIT
 
 # servers for one placement: off = plain TCP (outside the covered cgroup),
 # on = TCP inside it (bypassed), unix = AF_UNIX
@@ -94,7 +101,7 @@ stop_servers() {
 # run BENCH PLACEMENT SIZE MODE REP CLIENT_CPU: one measurement, appended to $raw
 run_one() {
 	local bench=$1 placement=$2 size=$3 mode=$4 rep=$5 cpu=$6 addr key value before after moved valid
-	local res ticks
+	local res ticks ctxt prog
 	case $mode in
 	off) addr=127.0.0.1:5001 ;;
 	on) addr=127.0.0.1:5002 ;;
@@ -122,9 +129,9 @@ run_one() {
 	esac
 	[ "$mode" = off ] && cmd=("$top/test/run-in-cgroup" "$ORIG_CG" "${cmd[@]}")
 	before=$(lo_bytes)
-	ticks=$(cpu_ticks)
+	ticks=$(cpu_ticks) ctxt=$(switches) prog=$(prog_stats)
 	res=$("${cmd[@]}" 2>&1)
-	ticks=$(($(cpu_ticks) - ticks))
+	ticks=$(($(cpu_ticks) - ticks)) ctxt=$(($(switches) - ctxt)) prog="$prog $(prog_stats)"
 	after=$(lo_bytes)
 	case $bench in
 	iperf3) # Gbit/s received; bytes moved for the validity check
@@ -153,7 +160,9 @@ run_one() {
 	record "$bench" "${value:-nan}"
 	# what else the same run tells: CPU cost, connection p99, kernel memory
 	case $bench in
-	stream) record cpu_stream "$(field bytes | awk -v t="$ticks" '$1 > 0 { printf "%.3f", t / 100 / ($1 / 1e9) }')" ;;
+	stream) record cpu_stream "$(field bytes | awk -v t="$ticks" '$1 > 0 { printf "%.3f", t / 100 / ($1 / 1e9) }')"
+		record switches_per_write "$(field bytes | awk -v c="$ctxt" -v s="$size" '$1 > 0 { printf "%.3f", c / ($1 / s) }')"
+		[ "$mode" = on ] && record prog_ns "$(awk '$4 > $2 { printf "%.0f", ($3 - $1) / ($4 - $2) }' <<<"$prog")" ;;
 	rr) record cpu_rr "$(awk -v t="$ticks" -v r="$(field rtt_per_s)" -v s="$SECS" \
 		'BEGIN { if (r > 0) printf "%.2f", t / 100 / (r * s) * 1e6 }')" ;;
 	conn) record conn_p99 "$(field p99_us)" ;;
