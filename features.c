@@ -127,6 +127,9 @@ int probe_kernel(struct sb_features *f)
 		if (!helper_allowed(helpers[i].t, helpers[i].id))
 			return missing(helpers[i].name);
 
+	/* trace lines have more than 3 arguments: bpf_printk needs trace_vprintk */
+	f->vprintk = helper_allowed(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_trace_vprintk) &&
+		     helper_allowed(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_trace_vprintk);
 	f->task_in_sockops = task_helpers(BPF_PROG_TYPE_SOCK_OPS);
 	f->task_in_sk_msg = task_helpers(BPF_PROG_TYPE_SK_MSG);
 

@@ -142,6 +142,11 @@ static int do_load(void)
 	ret = probe_kernel(&features);
 	if (ret)
 		return -ret;
+	if (env.trace && !features.vprintk) {
+		err_line("this kernel lacks bpf_trace_vprintk (Linux 5.16+), which --trace needs; "
+			 "load without --trace");
+		return SB_EXIT_KERNEL;
+	}
 	if (!env.cgroup) {
 		if (find_cgroup2_root(cgroup_buf, sizeof(cgroup_buf))) {
 			err_line("no cgroup v2 mount in /proc/mounts; mount one "
