@@ -23,7 +23,7 @@ Environment:
   SB_GUEST_TESTS      test/run.sh PATTERN[,PATTERN] inside guests (default: every
                       test but those test/kernels/host-only lists, each with why)
   SB_GUEST_ALL=1      run the host-only ones too
-  SB_GUEST_TIMEOUT    seconds one guest may run (default 2400)
+  SB_GUEST_TIMEOUT    seconds one guest may run (default 3600)
   SB_KERNEL_CACHE     cache directory (default .cache/kernels)
   SB_ACCEL            kvm or tcg (default: kvm if a probe boot works, else tcg)
 EOF
@@ -37,11 +37,11 @@ fi
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cache=${SB_KERNEL_CACHE:-$root/.cache/kernels}
-guest_timeout=${SB_GUEST_TIMEOUT:-2400}
+guest_timeout=${SB_GUEST_TIMEOUT:-3600}
 virtiofsd=/usr/lib/qemu/virtiofsd
 # 5.10 runs a subset to keep CI (90 minutes in all) in time: ~22 s a case under TCG
-oldest_cases="bypass:,backpressure:,lifecycle: unload,netns: identical,errors: degraded"
-oldest_cases+=",order: fionread,order: waitall,trace: trace_lines"
+oldest_cases="bypass:,backpressure: walked,backpressure: iperf3,lifecycle: unload,netns: identical"
+oldest_cases+=",errors: degraded,order: fionread,order: waitall,trace: trace_lines"
 if [ $# -gt 0 ]; then kernels="$*"; else
 	kernels=${SB_KERNELS:-linux-image-cloud-amd64 linux-image-6.12-cloud-amd64
 		bullseye/linux-image-cloud-amd64@${oldest_cases// /+}}
