@@ -48,24 +48,28 @@ test_kernel_without_bpf() {
 	[ ! -e "$PIN" ] || fail "left $PIN behind"
 }
 
+# without_helper ID PATTERN [OPTION...]: a load on a kernel that refuses helper
+# ID (the shim answers as its verifier would) exits 4 saying PATTERN, pins nothing.
+without_helper() {
+	local id=$1 pattern=$2
+	shift 2
+	NOBPF_NO_HELPER=$id LD_PRELOAD="$TOP/.output/nobpf.so" expect 4 "$pattern" \
+		"$TOP/sockbypass" --cgroup "$CG" --pin-dir "$PIN" "$@"
+	[ ! -e "$PIN" ] || fail "left $PIN behind"
+}
+
 # A kernel that has the program types but not a helper they call (e.g.
 # bpf_probe_read_kernel in sk_msg before it was allowed there) is named.
 test_kernel_without_a_helper() {
-	local id=113 # BPF_FUNC_probe_read_kernel
-	NOBPF_NO_HELPER=$id LD_PRELOAD="$TOP/.output/nobpf.so" expect 4 \
-		"kernel lacks bpf_probe_read_kernel in sk_msg; sockbypass needs Linux 5.10" \
-		"$TOP/sockbypass" --cgroup "$CG" --pin-dir "$PIN"
-	[ ! -e "$PIN" ] || fail "left $PIN behind"
+	without_helper 113 "kernel lacks bpf_probe_read_kernel in sk_msg; sockbypass needs Linux 5.10"
 }
 
 # Before 5.16 (Debian 11's 5.10) trace lines cannot be printed: --trace is
 # refused in one line.
 test_trace_refused_without_vprintk() {
-	local id=177 # BPF_FUNC_trace_vprintk
-	NOBPF_NO_HELPER=$id LD_PRELOAD="$TOP/.output/nobpf.so" expect 4 \
+	without_helper 177 \
 		"lacks bpf_trace_vprintk \(Linux 5.16\+\), which --trace needs; load without --trace" \
-		"$TOP/sockbypass" --cgroup "$CG" --pin-dir "$PIN" --trace
-	[ ! -e "$PIN" ] || fail "left $PIN behind"
+		--trace
 	# (without --trace it loads there: the matrix's 5.10 guest shows it; this shim
 	# cannot, as it refuses the call even where the verifier would prune it)
 }
