@@ -168,23 +168,34 @@ static void serve_one(int fd, char *buf)
 	}
 }
 
-static void __attribute__((noreturn)) do_listen(const char *addr)
+/* A listening socket on addr (its family in *family), "listening" printed. */
+static int listen_on(const char *addr, int backlog, int *family)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = parse_addr(addr, &ss);
 	int fd = socket(ss.ss_family, SOCK_STREAM, 0), one = 1;
-	char *buf = malloc(MAX_SIZE);
 
-	if (fd < 0 || !buf)
+	if (fd < 0)
 		die("socket");
 	if (ss.ss_family == AF_UNIX)
 		unlink(((struct sockaddr_un *)&ss)->sun_path);
 	else
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 128))
+	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, backlog))
 		die("bind/listen");
 	printf("listening\n");
 	fflush(stdout);
+	*family = ss.ss_family;
+	return fd;
+}
+
+static void __attribute__((noreturn)) do_listen(const char *addr)
+{
+	int family, fd = listen_on(addr, 128, &family), one = 1;
+	char *buf = malloc(MAX_SIZE);
+
+	if (!buf)
+		die("malloc");
 	for (;;) {
 		int c = accept(fd, NULL, NULL);
 
@@ -193,7 +204,7 @@ static void __attribute__((noreturn)) do_listen(const char *addr)
 				continue;
 			die("accept");
 		}
-		if (ss.ss_family != AF_UNIX)
+		if (family != AF_UNIX)
 			setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		serve_one(c, buf);
 		close(c);
@@ -203,24 +214,14 @@ static void __attribute__((noreturn)) do_listen(const char *addr)
 /* Echo whatever arrives, on any number of connections at once (mode many). */
 static void __attribute__((noreturn)) do_listen_many(const char *addr)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = parse_addr(addr, &ss);
-	int fd = socket(ss.ss_family, SOCK_STREAM, 0), one = 1, ep = epoll_create1(0);
+	int family, fd = listen_on(addr, 4096, &family), one = 1, ep = epoll_create1(0);
 	struct epoll_event ev = { .events = EPOLLIN }, evs[256];
 	char *buf = malloc(MAX_SIZE);
 
-	if (fd < 0 || ep < 0 || !buf)
-		die("socket");
-	if (ss.ss_family == AF_UNIX)
-		unlink(((struct sockaddr_un *)&ss)->sun_path);
-	else
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, len) || listen(fd, 4096))
-		die("bind/listen");
+	if (ep < 0 || !buf)
+		die("epoll_create1/malloc");
 	ev.data.fd = fd;
 	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-	printf("listening\n");
-	fflush(stdout);
 	for (;;) {
 		int n = epoll_wait(ep, evs, 256, -1);
 
@@ -231,7 +232,7 @@ static void __attribute__((noreturn)) do_listen_many(const char *addr)
 				c = accept(fd, NULL, NULL);
 				if (c < 0)
 					continue;
-				if (ss.ss_family != AF_UNIX)
+				if (family != AF_UNIX)
 					setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 				ev.data.fd = c;
 				epoll_ctl(ep, EPOLL_CTL_ADD, c, &ev);
