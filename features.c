@@ -10,6 +10,7 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include "sockbypass.h"
 #include "loader.h"
 
 #define NEEDS "sockbypass needs Linux " SB_MIN_KERNEL "+ built with BPF, cgroup BPF and sockmap"
@@ -113,6 +114,7 @@ static int missing(const char *what)
 
 int probe_kernel(struct sb_features *f)
 {
+	const char *lacks = NULL;
 	struct btf *vmlinux;
 	size_t i;
 
@@ -138,18 +140,18 @@ int probe_kernel(struct sb_features *f)
 	if (!vmlinux)
 		return missing("BTF type information (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)");
 	if (!btf_has_enum_value(vmlinux, "bpf_link_type", "BPF_LINK_TYPE_CGROUP"))
-		f->missing = "cgroup bpf_link (the pinned attachment)";
+		lacks = "cgroup bpf_link (the pinned attachment)";
 	else if (btf__find_by_name_kind(vmlinux, "bpf_iter__sockmap", BTF_KIND_STRUCT) < 0)
-		f->missing = "the sockmap iterator (unload's drain check)";
+		lacks = "the sockmap iterator (unload's drain check)";
 	else if (!btf_has_member(vmlinux, "bpf_sock_ops", "snd_nxt"))
-		f->missing = "the sockops snd_nxt/rcv_nxt fields (connection pairing)";
+		lacks = "the sockops snd_nxt/rcv_nxt fields (connection pairing)";
 	else if (!btf_has_member(vmlinux, "tcp_sock", "copied_seq") ||
 		 !btf_has_member(vmlinux, "sk_psock", "ingress_msg"))
-		f->missing = "the tcp_sock/sk_psock layout the programs read";
+		lacks = "the tcp_sock/sk_psock layout the programs read";
 	f->queue_len = btf_has_member(vmlinux, "sk_psock", "msg_tot_len");
 	btf__free(vmlinux);
-	if (f->missing)
-		return missing(f->missing);
+	if (lacks)
+		return missing(lacks);
 	return 0;
 }
 
@@ -162,6 +164,6 @@ void warn_degraded(const struct sb_features *f, bool trace)
 	if (!f->queue_len)
 		fprintf(stderr, "sockbypass: warning: this kernel does not count a socket's queued "
 			"redirected bytes (no sk_psock.msg_tot_len); --queue-limit is checked by "
-			"walking at most 256 queued messages, so many small writes fall back to "
-			"TCP sooner\n");
+			"walking at most %d queued messages, so many small writes fall back to "
+			"TCP sooner\n", SB_WALK_SEND_MAX);
 }

@@ -70,7 +70,6 @@ int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s
 /* features.c: what the running kernel supports */
 #define SB_MIN_KERNEL "5.10" /* the sockmap iterator; see README "Kernels" */
 struct sb_features {
-	const char *missing; /* a required feature the kernel lacks */
 	bool queue_len;      /* sk_psock.msg_tot_len: queues are counted, not walked */
 	bool vprintk;        /* bpf_trace_vprintk: --trace works */
 	bool task_in_sockops; /* current pid and comm, for trace lines */

@@ -43,16 +43,22 @@ static __always_inline bool v4mapped(const __u32 a[4])
  * events that is the task whose packet completed the handshake (on loopback
  * often the client, also for a server's event); for sk_msg it is the sender.
  */
+/* pid and comm of the current task, where the program type may ask (allowed) */
+#define current_task(allowed, pid, comm)                                            \
+	do {                                                                        \
+		if (allowed) {                                                      \
+			pid = bpf_get_current_pid_tgid() >> 32;                     \
+			bpf_get_current_comm(comm, sizeof(comm));                   \
+		}                                                                   \
+	} while (0)
+
 #define trace_tuple(what, t)                                                        \
 	do {                                                                        \
 		if (sb_trace) {                                                     \
 			char comm[16] = "-";                                        \
 			__u32 pid = 0;                                              \
                                                                                     \
-			if (sb_task_sockops) {                                      \
-				pid = bpf_get_current_pid_tgid() >> 32;             \
-				bpf_get_current_comm(comm, sizeof(comm));           \
-			}                                                           \
+			current_task(sb_task_sockops, pid, comm);                   \
 			if (v4mapped((t)->client_addr))                             \
 				bpf_printk("sockbypass: " what " %pI4:%u -> %pI4:%u pid %u %s", \
 					   &(t)->client_addr[3], (t)->client_port,  \
@@ -179,9 +185,8 @@ struct sk_psock___sb {
 } __attribute__((preserve_access_index));
 
 #define SK_USER_DATA_PTRMASK (~7UL) /* low bits of sk_user_data are flags */
-/* Without msg_tot_len, queued messages are walked: at most this many on the
+/* Without msg_tot_len, queued messages are walked: SB_WALK_SEND_MAX on the
  * send path (cost), more for unload's drain (any queued byte makes it wait). */
-#define WALK_SEND_MAX 256
 #define WALK_DRAIN_MAX 1024
 
 #define read_kernel(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), src)
@@ -493,7 +498,7 @@ static __always_inline int pass(__u32 reason, __u32 size)
 /* Would one more message put the peer's unread queue over the limit? */
 static __always_inline bool peer_backlogged(struct sock___sb *peer, __u64 limit)
 {
-	return psock_unread(peer, limit, WALK_SEND_MAX) > limit;
+	return psock_unread(peer, limit, SB_WALK_SEND_MAX) > limit;
 }
 
 /*
@@ -537,10 +542,7 @@ static __always_inline bool tcp_drained(struct tcp_sock___sb *me, struct sock___
 			char comm[16] = "-";                                        \
 			__u32 pid = 0;                                              \
                                                                                     \
-			if (sb_task_sk_msg) {                                       \
-				pid = bpf_get_current_pid_tgid() >> 32;             \
-				bpf_get_current_comm(comm, sizeof(comm));           \
-			}                                                           \
+			current_task(sb_task_sk_msg, pid, comm);                    \
 			bpf_printk("sockbypass: " what " port %u -> %u pid %u %s",  \
 				   (msg)->local_port, bpf_ntohl((msg)->remote_port), \
 				   pid, comm);                                      \

@@ -16,6 +16,9 @@
 #define SB_SOCKHASH_MAX 65536
 #define SB_PENDING_MAX  16384
 #define SB_DEFAULT_QUEUE_LIMIT (64ULL << 20)
+/* Kernels without sk_psock.msg_tot_len: queued messages the send path sums
+ * before it counts a peer as behind (the loader's warning names it). */
+#define SB_WALK_SEND_MAX 256
 
 /*
  * A TCP tuple as the client sees it. IPv4 addresses are stored v4-mapped
