@@ -31,6 +31,19 @@ ratio() {
 			printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# The slab caches that grew most per connection, by mode, for $placement
+slab_caches() {
+	local f="$dir/slab-caches.txt"
+	awk -v p="$placement" '$1 == p && NF == 4 { f = 1 } END { exit !f }' "$f" 2>/dev/null || return 0
+	printf '\n## Where that slab goes: caches that grew, bytes per connection (%s, last round)\n\n' \
+		"$placement"
+	echo "| connections | plain TCP | sockbypass | AF_UNIX |"
+	echo "|---:|---|---|---|"
+	awk -v p="$placement" '$1 == p { c[$2] = 1; v[$2, $3] = $4 } END {
+		for (n in c) printf "| %s | %s | %s | %s |\n", n, v[n, "off"], v[n, "on"], v[n, "unix"] }' "$f" |
+		sed 's/,/, /g; s/:/ /g' | sort -t'|' -k2 -n
+}
+
 # table BENCH TITLE SIZE_HEADER FORMAT: one markdown table, a row per size,
 # for the $placement of the loop that calls it; no AF_UNIX columns for the
 # packaged tools, which speak TCP only
@@ -100,6 +113,7 @@ invalid=$(awk -F'\t' 'NR > 1 && $8 == 0' "$raw" | wc -l)
 		table many "Many open connections: 1 KiB round trips on each in turn, mean µs ($placement)" \
 			"connections" '%.1f'
 		table many_slab "Kernel slab per connection (both ends), bytes ($placement)" "connections" '%.0f'
+		slab_caches
 	done
 	placement=veth
 	table veth "Two namespaces joined by veth: iperf3 (128 KiB writes), Gbit/s" "write size" '%.2f'

@@ -46,6 +46,7 @@ stamp=$(date -u +%Y%m%d-%H%M%S)
 out="$top/bench/results/$stamp"
 mkdir -p "$out"
 raw="$out/raw.tsv" # bench placement size mode rep value lo_bytes valid
+: >"$out/slab-caches.txt" # placement conns mode cache:bytes,... (sockbench -m many)
 printf 'bench\tplacement\tsize\tmode\trep\tvalue\tlo_bytes\tvalid\n' >"$raw"
 
 # shellcheck disable=SC2119 # load passes loader options, none here
@@ -166,7 +167,10 @@ run_one() {
 	rr) record cpu_rr "$(awk -v t="$ticks" -v r="$(field rtt_per_s)" -v s="$SECS" \
 		'BEGIN { if (r > 0) printf "%.2f", t / 100 / (r * s) * 1e6 }')" ;;
 	conn) record conn_p99 "$(field p99_us)" ;;
-	many) record many_slab "$(field slab_per_conn)" ;;
+	many) record many_slab "$(field slab_per_conn)"
+		# which kernel objects: the last round's figure per mode wins
+		sed -i "/^$placement $size $mode /d" "$out/slab-caches.txt"
+		echo "$placement $size $mode $(field slab_caches)" >>"$out/slab-caches.txt" ;;
 	esac
 }
 field() { tr ' \t' '\n' <<<"$res" | sed -n "s/^$1=//p" | head -n 1; }

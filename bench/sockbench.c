@@ -264,6 +264,62 @@ static long long slab_bytes(void)
 	return kb * 1024;
 }
 
+/*
+ * Bytes in use per slab cache (active objects x object size), from
+ * /proc/slabinfo (root only; n = 0 without it): says which kernel objects
+ * a connection adds.
+ */
+#define MAX_CACHES 512
+struct slab_use {
+	char name[40];
+	long long bytes;
+};
+
+static size_t slab_caches(struct slab_use *u)
+{
+	FILE *f = fopen("/proc/slabinfo", "r");
+	char line[512];
+	long long active, total, size;
+	size_t n = 0;
+
+	if (!f)
+		return 0;
+	while (n < MAX_CACHES && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%39s %lld %lld %lld", u[n].name, &active, &total, &size) == 4) {
+			u[n].bytes = active * size;
+			n++;
+		}
+	fclose(f);
+	return n;
+}
+
+/* "slab_caches=name:bytes,..." per connection, the caches that grew most */
+static void print_slab_growth(const struct slab_use *before, size_t nb, struct slab_use *after,
+			      size_t na, size_t conns)
+{
+	printf("slab_caches=");
+	for (int shown = 0; shown < 6; shown++) {
+		long long best = 0, grew;
+		size_t pick = na;
+
+		for (size_t i = 0; i < na; i++) {
+			grew = after[i].bytes;
+			for (size_t j = 0; j < nb; j++)
+				if (!strcmp(before[j].name, after[i].name))
+					grew -= before[j].bytes;
+			if (grew > best) {
+				best = grew;
+				pick = i;
+			}
+		}
+		if (pick == na || best < 16 * (long long)conns)
+			break;
+		printf("%s%s:%lld", shown ? "," : "", after[pick].name, best / (long long)conns);
+		after[pick].bytes -= best; /* not picked again */
+	}
+	printf(" ");
+}
+
 static void raise_fd_limit(void)
 {
 	struct rlimit r;
@@ -373,6 +429,8 @@ int main(int argc, char **argv)
 		close(fd);
 	} else if (!strcmp(mode, "many")) {
 		int *fds = calloc(count ? count : 1, sizeof(int));
+		static struct slab_use caches0[MAX_CACHES], caches1[MAX_CACHES];
+		size_t ncaches0 = slab_caches(caches0), ncaches1;
 		long long slab0 = slab_bytes(), slab1;
 
 		if (!count || !fds)
@@ -384,6 +442,7 @@ int main(int argc, char **argv)
 				die("first round trip");
 		}
 		slab1 = slab_bytes();
+		ncaches1 = slab_caches(caches1);
 		t0 = now();
 		for (size_t i = 0; now() - t0 < secs; i = (i + 1) % count) {
 			double s = now();
@@ -394,6 +453,7 @@ int main(int argc, char **argv)
 				lat[n++] = now() - s;
 		}
 		printf("slab_per_conn=%lld ", (slab1 - slab0) / (long long)count);
+		print_slab_growth(caches0, ncaches0, caches1, ncaches1, count);
 		print_latency("rtt_per_s", lat, n, now() - t0);
 		for (size_t i = 0; i < count; i++)
 			close(fds[i]);
