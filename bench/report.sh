@@ -52,7 +52,12 @@ table() {
 	awk -F'\t' -v b="$bench" -v p="$placement" '$1 == b && $2 == p { f = 1 } END { exit !f }' "$raw" ||
 		return 0
 	printf '\n## %s\n\n' "$2"
-	if awk -F'\t' -v b="$bench" '$1 == b && $4 == "unix" { f = 1 } END { exit !f }' "$raw"; then
+	has() { awk -F'\t' -v b="$bench" -v m="$1" '$1 == b && $4 == m { f = 1 } END { exit !f }' "$raw"; }
+	if ! has off; then # a figure of the bypass alone (program run times)
+		modes="on"
+		echo "| $3 | sockbypass |"
+		echo "|---:|---:|"
+	elif has unix; then
 		echo "| $3 | plain TCP | sockbypass | AF_UNIX | sockbypass/TCP | AF_UNIX/TCP |"
 		echo "|---:|---:|---:|---:|---:|---:|"
 	else
@@ -69,8 +74,8 @@ table() {
 			# shellcheck disable=SC2059 # the format is the caller's number format
 			row="$row $(printf "$fmt ($fmt–$fmt)" "$med" "$lo" "$hi") |"
 		done
-		row="$row $(ratio "$bench" "$placement" "$size" on) |"
-		[ "$modes" = "off on" ] || row="$row $(ratio "$bench" "$placement" "$size" unix) |"
+		[ "$modes" = on ] || row="$row $(ratio "$bench" "$placement" "$size" on) |"
+		[ "$modes" = "off on unix" ] && row="$row $(ratio "$bench" "$placement" "$size" unix) |"
 		echo "$row"
 	done
 }
@@ -107,8 +112,10 @@ invalid=$(awk -F'\t' 'NR > 1 && $8 == 0' "$raw" | wc -l)
 			"write size" '%.3f'
 		table cpu_rr "CPU cost of a round trip, CPU µs, whole machine ($placement)" "message size" '%.2f'
 		table switches_per_write "Context switches per write, whole machine ($placement)" "write size" '%.3f'
-		table prog_ns "sk_msg program run time per message, ns (bpf_stats; sockbypass only) ($placement)" \
+		table prog_ns "sk_msg program run time per message, ns (bpf_stats) ($placement)" \
 			"write size" '%.0f'
+		table stream_pass "Stream, sockets in the map but every message sent by TCP: the sk_msg send path alone, Gbit/s ($placement)" "write size" '%.2f'
+		table sockops_ns "sockops program run time per connection (8 callbacks, psock creation included), ns (bpf_stats) ($placement)" "echo size" '%.0f'
 		table echo250k "250,000 echoes of 1 KiB, mean round trip µs ($placement)" "message size" '%.2f'
 		table many "Many open connections: 1 KiB round trips on each in turn, mean µs ($placement)" \
 			"connections" '%.1f'

@@ -56,8 +56,16 @@ lo_bytes() { cat /sys/class/net/lo/statistics/tx_bytes; }
 cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 # context switches of the whole machine: a reader woken per write shows here
 switches() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
-# run time and runs of the sk_msg program (kernel.bpf_stats_enabled)
-prog_stats() { bpftool -j prog show pinned "$PIN/sb_sk_msg" | jq -r '"\(.run_time_ns // 0) \(.run_cnt // 0)"'; }
+# run time and runs of a program (kernel.bpf_stats_enabled): sb_sk_msg by default
+prog_stats() { bpftool -j prog show pinned "$PIN/${1:-sb_sk_msg}" | jq -r '"\(.run_time_ns // 0) \(.run_cnt // 0)"'; }
+# stream_pass runs: sockets stay in the map, the sk_msg program runs, but every
+# message goes to TCP (sb_config.enabled = 0, as during unload): what the
+# sk_msg send path costs by itself
+set_redirect() { # 0|1
+	local rest
+	read -ra rest < <(bpftool -j map lookup pinned "$PIN/sb_config" key 0 0 0 0 | jq -r '.value[4:] | join(" ")')
+	bpftool map update pinned "$PIN/sb_config" key 0 0 0 0 value "$1" 0 0 0 "${rest[@]}"
+}
 stats_was=$(sysctl -n kernel.bpf_stats_enabled)
 sysctl -qw kernel.bpf_stats_enabled=1
 trap 'sysctl -qw kernel.bpf_stats_enabled="$stats_was"; sb_cleanup' EXIT
@@ -102,14 +110,14 @@ stop_servers() {
 # run BENCH PLACEMENT SIZE MODE REP CLIENT_CPU: one measurement, appended to $raw
 run_one() {
 	local bench=$1 placement=$2 size=$3 mode=$4 rep=$5 cpu=$6 addr key value before after moved valid
-	local res ticks ctxt prog
+	local res ticks ctxt prog sockops
 	case $mode in
 	off) addr=127.0.0.1:5001 ;;
 	on) addr=127.0.0.1:5002 ;;
 	unix) addr="unix:$TMP/bench.sock" ;;
 	esac
 	case $bench in
-	stream) key=gbit_s ;;
+	stream | stream_pass) key=gbit_s ;;
 	rr | echo250k | many) key=mean_us ;;
 	conn) key=conn_per_s ;;
 	esac
@@ -126,13 +134,17 @@ run_one() {
 	many) # $size connections open at once, 1 KiB round trips on each in turn
 		addr=${addr/:500[12]/:501$port}; addr=${addr/bench.sock/many.sock}
 		cmd=("$BENCH" -m many -a "$addr" -s 1024 -n "$size" -t "$SECS" -c "$cpu") ;;
+	stream_pass) cmd=("$BENCH" -m stream -a "$addr" -s "$size" -t "$SECS" -c "$cpu") ;;
 	*) cmd=("$BENCH" -m "$bench" -a "$addr" -s "$size" -t "$SECS" -c "$cpu") ;;
 	esac
 	[ "$mode" = off ] && cmd=("$top/test/run-in-cgroup" "$ORIG_CG" "${cmd[@]}")
 	before=$(lo_bytes)
-	ticks=$(cpu_ticks) ctxt=$(switches) prog=$(prog_stats)
+	ticks=$(cpu_ticks) ctxt=$(switches) prog=$(prog_stats) sockops=$(prog_stats sb_sockops)
+	[ "$bench" = stream_pass ] && [ "$mode" = on ] && set_redirect 0
 	res=$("${cmd[@]}" 2>&1)
+	[ "$bench" = stream_pass ] && [ "$mode" = on ] && set_redirect 1
 	ticks=$(($(cpu_ticks) - ticks)) ctxt=$(($(switches) - ctxt)) prog="$prog $(prog_stats)"
+	sockops="$sockops $(prog_stats sb_sockops)"
 	after=$(lo_bytes)
 	case $bench in
 	iperf3) # Gbit/s received; bytes moved for the validity check
@@ -145,7 +157,7 @@ run_one() {
 	value=$(tr ' \t' '\n' <<<"$res" | sed -n "s/^$key=//p" | head -n 1)
 	# a bypassed run is valid only if its data did not cross lo (handshakes may)
 	valid=1
-	if [ "$mode" = on ] && [ "$bench" != conn ]; then
+	if [ "$mode" = on ] && [ "$bench" != conn ] && [ "$bench" != stream_pass ]; then
 		case $bench in
 		stream) moved=$(tr ' ' '\n' <<<"$res" | sed -n 's/^bytes=//p') ;;
 		iperf3) moved=$(tr ' \t' '\n' <<<"$res" | sed -n 's/^bytes=//p') ;;
@@ -166,7 +178,10 @@ run_one() {
 		[ "$mode" = on ] && record prog_ns "$(awk '$4 > $2 { printf "%.0f", ($3 - $1) / ($4 - $2) }' <<<"$prog")" ;;
 	rr) record cpu_rr "$(awk -v t="$ticks" -v r="$(field rtt_per_s)" -v s="$SECS" \
 		'BEGIN { if (r > 0) printf "%.2f", t / 100 / (r * s) * 1e6 }')" ;;
-	conn) record conn_p99 "$(field p99_us)" ;;
+	conn) record conn_p99 "$(field p99_us)"
+		# sockops time per connection: 8 callbacks, psock creation included
+		[ "$mode" = on ] && record sockops_ns "$(awk -v r="$(field conn_per_s)" -v t="$SECS" \
+			'r > 0 { printf "%.0f", ($3 - $1) / (r * t) }' <<<"$sockops")" ;;
 	many) record many_slab "$(field slab_per_conn)"
 		# which kernel objects: the last round's figure per mode wins
 		sed -i "/^$placement $size $mode /d" "$out/slab-caches.txt"
@@ -227,6 +242,9 @@ for placement in $PLACEMENTS; do
 		for mode in off on unix; do run_one conn "$placement" 1 "$mode" "$rep" "$client_cpu"; done
 		if [ "$EXTRAS" = 1 ] && [ "$placement" = same ]; then
 			for mode in off on unix; do run_one echo250k "$placement" 1024 "$mode" "$rep" "$client_cpu"; done
+			for size in 64 1024 4096 16384; do
+				for mode in off on; do run_one stream_pass "$placement" "$size" "$mode" "$rep" "$client_cpu"; done
+			done
 			for conns in 1000 10000; do
 				for mode in off on unix; do run_one many "$placement" "$conns" "$mode" "$rep" "$client_cpu"; done
 			done
