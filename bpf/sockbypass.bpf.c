@@ -159,6 +159,11 @@ struct socket_wq___sb {
 	struct wait_queue_head___sb wait;
 } __attribute__((preserve_access_index));
 
+struct wait_queue_entry___sb {
+	void *func;
+	struct list_head___sb entry;
+} __attribute__((preserve_access_index));
+
 struct sock___sb {
 	void *sk_user_data;
 	struct socket_lock___sb sk_lock;
@@ -190,6 +195,12 @@ struct sk_psock___sb {
 #define WALK_DRAIN_MAX 1024
 
 #define read_kernel(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), src)
+
+/* What a task asleep inside a socket call waits with (sk_wait_data,
+ * tcp_msg_wait_data, sk_stream_wait_memory); from kallsyms, 0 if hidden. */
+extern const void woken_wake_function __ksym __weak;
+/* Wait queue entries looked at; a longer queue counts as a sleeper. */
+#define WAITERS_MAX 8
 
 static __always_inline struct sk_psock___sb *sk_psock_of(struct sock___sb *sk)
 {
@@ -502,20 +513,52 @@ static __always_inline bool peer_backlogged(struct sock___sb *peer, __u64 limit)
 }
 
 /*
+ * Is a task asleep inside a call on sk? Its wait queue also holds the
+ * entries of epoll, poll and select, whose tasks are not inside recvmsg():
+ * they call it afresh when woken. Only woken_wake_function entries are
+ * sleepers; if that address is unknown, every entry counts as one.
+ */
+static __always_inline bool has_sleeper(struct sock___sb *sk)
+{
+	struct socket_wq___sb *wq = NULL;
+	struct wait_queue_entry___sb *w;
+	void *head, *next = NULL, *func;
+	int i;
+
+	read_kernel(wq, &sk->sk_wq);
+	if (!wq)
+		return true;
+	head = &wq->wait.head;
+	read_kernel(next, &wq->wait.head.next);
+	for (i = 0; i < WAITERS_MAX; i++) {
+		if (next == head)
+			return false;
+		if (!next || !&woken_wake_function)
+			return true;
+		w = next - bpf_core_field_offset(struct wait_queue_entry___sb, entry);
+		func = NULL;
+		read_kernel(func, &w->func);
+		if (func == &woken_wake_function)
+			return true;
+		next = NULL;
+		read_kernel(next, &w->entry.next);
+	}
+	return next != head;
+}
+
+/*
  * After TCP carried bytes of this direction, redirecting again is safe once
  * it can neither overtake nor strand a byte: the peer has read every byte
  * this socket gave TCP (its TCP queue is empty, nothing in flight), and no
  * reader sits in tcp_recvmsg(), which waits for TCP data only. Such a reader
- * holds the socket lock, or has a wait queue entry from before it released
- * it, so "lock free and nobody waiting" rules it out; the next reader takes
- * the sockmap path, which reads redirected bytes first.
+ * holds the socket lock, or sleeps on the socket's wait queue, so "lock free
+ * and no sleeper" rules it out; the next reader takes the sockmap path, which
+ * reads redirected bytes first.
  */
 static __always_inline bool tcp_drained(struct tcp_sock___sb *me, struct sock___sb *peer)
 {
 	struct tcp_sock___sb *ptp = (void *)peer;
-	struct socket_wq___sb *wq = NULL;
 	__u32 copied = 0;
-	void *next = NULL;
 	int owned = 1;
 
 	read_kernel(copied, &ptp->copied_seq);
@@ -524,11 +567,7 @@ static __always_inline bool tcp_drained(struct tcp_sock___sb *me, struct sock___
 	read_kernel(owned, &peer->sk_lock.owned);
 	if (owned)
 		return false;
-	read_kernel(wq, &peer->sk_wq);
-	if (!wq)
-		return false;
-	read_kernel(next, &wq->wait.head.next);
-	return next == &wq->wait.head;
+	return !has_sleeper(peer);
 }
 
 /*

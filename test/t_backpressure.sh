@@ -53,6 +53,18 @@ test_redirect_resumes_when_reader_caught_up() {
 	assert_gt "$(counter resumed)" 0 "directions redirected again once the reader caught up"
 }
 
+test_epoll_reader_resumes_after_fallback() {
+	load --queue-limit 1M
+	# an event loop's reader: its epoll entry sits in the socket's wait
+	# queue all the time, yet it never sleeps inside recv()
+	server -a 127.0.0.1 -p 8203 -s 0 -r 64M -P 1500 -R 256K -e
+	"$TCPCHECK" -a 127.0.0.1 -p 8203 -s 64M -r 0 -w 64K -g 2000 >"$TMP/client.out" 2>&1 ||
+		fail "client side broke: $(cat "$TMP/client.out")"
+	wait "$SERVER_PID" || fail "server side broke: bytes lost or reordered"
+	assert_gt "$(counter fallback_backlog)" 0 "fallbacks for a full queue"
+	assert_gt "$(counter resumed)" 0 "directions redirected again though the reader uses epoll"
+}
+
 test_without_limit_the_queue_would_grow() {
 	# the same non-reader with the largest limit shows what the limit prevents
 	load --queue-limit 4G

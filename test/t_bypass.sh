@@ -48,10 +48,19 @@ test_64mib_single_write_and_1byte_writes() {
 	server -a 127.0.0.1 -p 6000 -s 0 -r 64M -R 1M
 	"$TCPCHECK" -a 127.0.0.1 -p 6000 -s 64M -w 64M -r 0 || fail "64 MiB in one write"
 	wait "$SERVER_PID" || fail "server saw a broken stream (64 MiB)"
+	local before=$(($(counter redirected_msgs))) redirected
 	server -a ::1 -p 6001 -s 0 -r 100000 -R 7
 	"$TCPCHECK" -a ::1 -p 6001 -s 100000 -w 1 -r 0 || fail "100k 1-byte writes"
 	wait "$SERVER_PID" || fail "server saw a broken stream (1-byte writes)"
-	assert_gt "$(counter redirected_msgs)" 100000 "redirected messages"
+	redirected=$(($(counter redirected_msgs) - before))
+	if queue_is_walked && [ "$(counter fallback_backlog)" -gt 0 ]; then
+		# a reader 256 messages behind counts as full here, and a reader
+		# asleep in recv() keeps the rest on TCP (README: Kernels)
+		assert_gt "$redirected" 256 "1-byte writes redirected before the fallback"
+		echo "result: walked queue: $redirected of 100000 1-byte writes redirected, then TCP"
+		return
+	fi
+	assert_eq "$redirected" 100000 "1-byte writes redirected"
 }
 
 test_bidirectional_checksummed() {

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/time.h>
 #include <sys/socket.h>
@@ -29,7 +30,7 @@
 #include <unistd.h>
 
 static struct {
-	bool listen, tfo, defer, peek, fionread, waitall, eagain_fatal, splice_read, quit;
+	bool listen, tfo, defer, peek, fionread, waitall, eagain_fatal, splice_read, quit, epoll;
 	long timer_us;
 	const char *addr, *port, *ready_file, *bind_port;
 	unsigned long long seed;
@@ -111,7 +112,7 @@ static void *reader(void *arg)
 	struct side *s = arg;
 	unsigned char *buf = malloc(o.rchunk), *pk = malloc(o.rchunk);
 	unsigned long long pos = 0;
-	int flags = o.waitall ? MSG_WAITALL : 0;
+	int flags = o.waitall ? MSG_WAITALL : 0, ep = -1;
 
 	if (o.timer_us) { /* the timer's signals are for this thread's blocking reads */
 		sigset_t alrm;
@@ -120,10 +121,25 @@ static void *reader(void *arg)
 		sigaddset(&alrm, SIGALRM);
 		pthread_sigmask(SIG_UNBLOCK, &alrm, NULL);
 	}
+	if (o.epoll) { /* an event loop's reader: wait in epoll_wait, never in recv */
+		struct epoll_event ev = { .events = EPOLLIN, .data.fd = s->fd };
+
+		ep = epoll_create1(0);
+		if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &ev))
+			die("epoll");
+		flags |= MSG_DONTWAIT;
+	}
 	if (o.read_start_ms)
 		sleep_us(o.read_start_ms * 1000);
 	for (;;) {
 		ssize_t n, np = -1;
+
+		if (ep >= 0) {
+			struct epoll_event ev;
+
+			if (epoll_wait(ep, &ev, 1, 10000) < 0 && errno != EINTR)
+				die("epoll_wait");
+		}
 
 		if (o.fionread) {
 			struct pollfd p = { s->fd, POLLIN, 0 };
@@ -152,6 +168,8 @@ static void *reader(void *arg)
 		if (n < 0 && errno == EINTR)
 			continue;
 		/* a blocking socket should never say EAGAIN; bypassed ones do (README) */
+		if (n < 0 && errno == EAGAIN && ep >= 0)
+			continue;
 		if (n < 0 && errno == EAGAIN && !o.eagain_fatal) {
 			s->eagain++;
 			continue;
@@ -180,6 +198,8 @@ static void *reader(void *arg)
 	}
 out:
 	s->done = pos;
+	if (ep >= 0)
+		close(ep);
 	if (!s->result && pos != o.recv_bytes) {
 		fprintf(stderr, "tcpcheck: received %llu bytes, expected %llu\n", pos, o.recv_bytes);
 		s->result = 1;
@@ -367,7 +387,7 @@ static void usage(void)
 	fputs("usage: tcpcheck [-l] [-a ADDR] [-p PORT] [-s SEND_BYTES] [-r RECV_BYTES]\n"
 	      "  [-w WRITE_CHUNK] [-R READ_CHUNK] [-d READ_DELAY_US] [-P READ_START_MS]\n"
 	      "  [-S SEND_START_MS] [-g SEND_GAP_US] [-T TIMER_US] [-X splice reads] [-Q close unread] [-F tfo] [-D defer-accept] [-K peek] [-I fionread]\n"
-	      "  [-W waitall] [-E EAGAIN is fatal] [-f READY_FILE] [-k SEED] [-b SRC_PORT]\n", stderr);
+	      "  [-W waitall] [-E EAGAIN is fatal] [-e epoll reader] [-f READY_FILE] [-k SEED] [-b SRC_PORT]\n", stderr);
 	exit(2);
 }
 
@@ -375,7 +395,7 @@ int main(int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "la:p:s:r:w:R:d:P:S:g:T:XQFDKIWEf:k:b:h")) != -1) {
+	while ((c = getopt(argc, argv, "la:p:s:r:w:R:d:P:S:g:T:XQFDKIWEef:k:b:h")) != -1) {
 		switch (c) {
 		case 'l': o.listen = true; break;
 		case 'a': o.addr = optarg; break;
@@ -397,6 +417,7 @@ int main(int argc, char **argv)
 		case 'I': o.fionread = true; break;
 		case 'W': o.waitall = true; break;
 		case 'E': o.eagain_fatal = true; break;
+		case 'e': o.epoll = true; break;
 		case 'f': o.ready_file = optarg; break;
 		case 'k': o.seed = num(optarg); break;
 		case 'b': o.bind_port = optarg; break;
