@@ -51,7 +51,9 @@ printf 'bench\tplacement\tsize\tmode\trep\tvalue\tlo_bytes\tvalid\n' >"$raw"
 
 # shellcheck disable=SC2119 # load passes loader options, none here
 load
-lo_bytes() { cat /sys/class/net/lo/statistics/tx_bytes; }
+# bytes sent on this namespace's lo (/proc/net/dev follows the network
+# namespace; /sys/class/net would show the host's lo)
+lo_bytes() { awk '$1 == "lo:" { print $10 }' /proc/net/dev; }
 # CPU time of the whole machine (both ends run here), in 1/100 s
 cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 # context switches of the whole machine: a reader woken per write shows here
@@ -171,6 +173,11 @@ run_one() {
 		[ $((after - before)) -le $((moved / 100 + 20000)) ] || valid=0
 	fi
 	record "$bench" "${value:-nan}"
+	# how much of a bypassed stream TCP carried after fallbacks (every run)
+	case $mode-$bench in on-stream | on-iperf3)
+		valid=1 record "tcp_share_$bench" "$(awk -v l=$((after - before)) -v m="${moved:-0}" \
+			'BEGIN { if (m > 0) printf "%.1f", 100 * l / m }')" ;;
+	esac
 	# what else the same run tells: CPU cost, connection p99, kernel memory
 	case $bench in
 	stream) record cpu_stream "$(field bytes | awk -v t="$ticks" '$1 > 0 { printf "%.3f", t / 100 / ($1 / 1e9) }')"
