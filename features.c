@@ -65,6 +65,33 @@ static bool helper_allowed(enum bpf_prog_type t, enum bpf_func_id id)
 	       !strstr(log, "cannot use helper");
 }
 
+/*
+ * Can an fentry program run on kernel function func? Loads and attaches an
+ * empty one: kernels without BTF for it, without trampolines, or that keep
+ * tracing from BPF (some sandboxes answer EPERM) say no here.
+ */
+static bool fentry_allowed(const struct btf *vmlinux, const char *func)
+{
+	struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY);
+	int id = btf__find_by_name_kind(vmlinux, func, BTF_KIND_FUNC), fd, link;
+
+	if (id <= 0)
+		return false;
+	opts.attach_btf_id = id;
+	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns, ARRAY_SIZE(insns), &opts);
+	if (fd < 0)
+		return false;
+	link = bpf_raw_tracepoint_open(NULL, fd);
+	if (link >= 0)
+		close(link);
+	close(fd);
+	return link >= 0;
+}
+
 /* May programs of type t name the task they run in (trace lines)? */
 static bool task_helpers(enum bpf_prog_type t)
 {
@@ -149,6 +176,7 @@ int probe_kernel(struct sb_features *f)
 		 !btf_has_member(vmlinux, "sk_psock", "ingress_msg"))
 		lacks = "the tcp_sock/sk_psock layout the programs read";
 	f->queue_len = btf_has_member(vmlinux, "sk_psock", "msg_tot_len");
+	f->sleeper_hook = fentry_allowed(vmlinux, "sk_wait_data");
 	btf__free(vmlinux);
 	if (lacks)
 		return missing(lacks);
@@ -166,4 +194,8 @@ void warn_degraded(const struct sb_features *f, bool trace)
 			"redirected bytes (no sk_psock.msg_tot_len); --queue-limit is checked by "
 			"walking at most %d queued messages, so many small writes fall back to "
 			"TCP sooner\n", SB_WALK_SEND_MAX);
+	if (!f->sleeper_hook)
+		fprintf(stderr, "sockbypass: warning: cannot trace sk_wait_data() on this kernel; "
+			"after a fallback to TCP, a reader blocked in recv() keeps its direction on "
+			"TCP\n");
 }

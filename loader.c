@@ -122,9 +122,12 @@ static int check_pin_parent(const char *dir)
 
 /* ---- load -------------------------------------------------------------- */
 
+static bool sleepers_counted; /* sb_wait_enter/exit attached */
+
 static int set_enabled(int config_fd, bool on)
 {
-	struct sb_config cfg = { .enabled = on, .trace = env.trace, .queue_limit = env.queue_limit };
+	struct sb_config cfg = { .enabled = on, .trace = env.trace, .queue_limit = env.queue_limit,
+				 .sleepers_counted = sleepers_counted };
 	__u32 zero = 0;
 
 	return bpf_map_update_elem(config_fd, &zero, &cfg, BPF_ANY);
@@ -187,6 +190,11 @@ static int do_load(void)
 	skel->rodata->sb_walk_queue = !features.queue_len;
 	skel->rodata->sb_task_sockops = features.task_in_sockops;
 	skel->rodata->sb_task_sk_msg = features.task_in_sk_msg;
+	/* SOCKBYPASS_NO_SLEEPER_HOOK=1: behave as on a kernel without it */
+	if (getenv("SOCKBYPASS_NO_SLEEPER_HOOK"))
+		features.sleeper_hook = false;
+	bpf_program__set_autoload(skel->progs.sb_wait_enter, features.sleeper_hook);
+	bpf_program__set_autoload(skel->progs.sb_wait_exit, features.sleeper_hook);
 	/* one entry per socket in each; clients waiting for their server: a quarter */
 	bpf_map__set_max_entries(skel->maps.sb_sockhash, env.map_size);
 	bpf_map__set_max_entries(skel->maps.sb_pairs, env.map_size);
@@ -199,6 +207,19 @@ static int do_load(void)
 		ret = err == -EPERM ? SB_EXIT_PERM : SB_EXIT_LOAD;
 		goto out;
 	}
+	/* count sleepers before any socket can be in the map; without the
+	 * hook, sk_msg guesses from the wait queue (a degraded feature) */
+	if (features.sleeper_hook) {
+		skel->links.sb_wait_enter = bpf_program__attach(skel->progs.sb_wait_enter);
+		skel->links.sb_wait_exit = skel->links.sb_wait_enter ?
+			bpf_program__attach(skel->progs.sb_wait_exit) : NULL;
+		features.sleeper_hook = skel->links.sb_wait_enter && skel->links.sb_wait_exit;
+		if (!features.sleeper_hook) { /* half a count is no count */
+			bpf_link__destroy(skel->links.sb_wait_enter);
+			skel->links.sb_wait_enter = NULL;
+		}
+	}
+	sleepers_counted = features.sleeper_hook;
 	err = set_enabled(bpf_map__fd(skel->maps.sb_config), true);
 	if (err) {
 		err_line("set config: %s", strerror(-err));
@@ -235,6 +256,9 @@ static int do_load(void)
 	err = pin_prog(skel->progs.sb_sockops, SB_PIN_SOCKOPS) ?:
 	      pin_prog(skel->progs.sb_sk_msg, SB_PIN_SK_MSG) ?:
 	      pin_prog(skel->progs.sb_drain, SB_PIN_DRAIN);
+	if (!err && sleepers_counted)
+		err = pin_link(skel->links.sb_wait_enter, SB_PIN_WAIT_ENTER_LINK) ?:
+		      pin_link(skel->links.sb_wait_exit, SB_PIN_WAIT_EXIT_LINK);
 	if (err) {
 		ret = errno_exit(err);
 		goto out_unpin;

@@ -74,6 +74,7 @@ struct sb_features {
 	bool vprintk;        /* bpf_trace_vprintk: --trace works */
 	bool task_in_sockops; /* current pid and comm, for trace lines */
 	bool task_in_sk_msg;
+	bool sleeper_hook;   /* fentry/fexit on sk_wait_data: blocking readers resume */
 };
 int probe_kernel(struct sb_features *f);
 void warn_degraded(const struct sb_features *f, bool trace);

@@ -12,9 +12,11 @@
 
 static const char *const pinned_maps[] = {
 	"sb_sockhash", "sb_pairs", "sb_hints", "sb_pending",
-	"sb_state", "sb_config", "sb_counters",
+	"sb_state", "sb_config", "sb_counters", "sb_sleepers",
 };
 static const char *const pinned_progs[] = { SB_PIN_SOCKOPS, SB_PIN_SK_MSG, SB_PIN_DRAIN };
+/* links beside the cgroup's (SB_PIN_LINK), which stands for "loaded" */
+static const char *const pinned_links[] = { SB_PIN_WAIT_ENTER_LINK, SB_PIN_WAIT_EXIT_LINK };
 
 void pin_path(char *buf, size_t len, const char *name)
 {
@@ -39,6 +41,8 @@ int known_pins(void)
 		n += pin_exists(pinned_maps[i]);
 	for (i = 0; i < ARRAY_SIZE(pinned_progs); i++)
 		n += pin_exists(pinned_progs[i]);
+	for (i = 0; i < ARRAY_SIZE(pinned_links); i++)
+		n += pin_exists(pinned_links[i]);
 	return n;
 }
 
@@ -99,6 +103,10 @@ void unpin_all(void)
 
 	pin_path(path, sizeof(path), SB_PIN_LINK);
 	unlink(path);
+	for (i = 0; i < ARRAY_SIZE(pinned_links); i++) {
+		pin_path(path, sizeof(path), pinned_links[i]);
+		unlink(path);
+	}
 	for (i = 0; i < ARRAY_SIZE(pinned_progs); i++) {
 		pin_path(path, sizeof(path), pinned_progs[i]);
 		unlink(path);

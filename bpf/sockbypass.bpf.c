@@ -16,6 +16,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
 #include "sockbypass.h"
 
 #define AF_INET  2
@@ -107,6 +108,18 @@ struct {
 	__type(key, struct sb_pending_key);
 	__type(value, struct sb_peer);
 } sb_pending SEC(".maps");
+
+/*
+ * Socket (kernel address) -> tasks asleep in its sk_wait_data(), the wait of
+ * tcp_recvmsg(): a reader there waits for TCP bytes only. Entries exist for
+ * our sockets only (made at insert, gone at close).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SB_SOCKHASH_MAX);
+	__type(key, __u64);
+	__type(value, __s64);
+} sb_sleepers SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -329,6 +342,8 @@ insert_self(struct bpf_sock_ops *skops, __u64 cookie)
 {
 	struct sb_sock_state *st;
 	struct bpf_sock *sk = skops->sk;
+	__u64 addr = (__u64)sk;
+	__s64 zero = 0;
 
 	if (!sk)
 		return NULL;
@@ -337,8 +352,13 @@ insert_self(struct bpf_sock_ops *skops, __u64 cookie)
 		return NULL;
 	st->cookie = cookie;
 	st->tcp_seq = skops->snd_nxt; /* == write_seq: nothing queued at ESTABLISHED */
-	if (bpf_sock_hash_update(skops, &sb_sockhash, &cookie, BPF_NOEXIST))
+	/* nobody can sleep in recv() before ESTABLISHED (accept() returns later) */
+	if (bpf_map_update_elem(&sb_sleepers, &addr, &zero, BPF_ANY))
 		return NULL;
+	if (bpf_sock_hash_update(skops, &sb_sockhash, &cookie, BPF_NOEXIST)) {
+		bpf_map_delete_elem(&sb_sleepers, &addr);
+		return NULL;
+	}
 	/* STATE_CB lets us forget the pair when the socket closes */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 	count(SB_C_INSERTED, 1);
@@ -455,8 +475,11 @@ static __always_inline void socket_closed(struct bpf_sock_ops *skops)
 	struct bpf_sock *sk = skops->sk;
 	struct sb_peer *peer;
 
+	__u64 addr = (__u64)sk;
+
 	if (!sk)
 		return;
+	bpf_map_delete_elem(&sb_sleepers, &addr);
 	st = bpf_sk_storage_get(&sb_state, sk, 0, 0);
 	if (!st)
 		return;
@@ -555,10 +578,13 @@ static __always_inline bool has_sleeper(struct sock___sb *sk)
  * and no sleeper" rules it out; the next reader takes the sockmap path, which
  * reads redirected bytes first.
  */
-static __always_inline bool tcp_drained(struct tcp_sock___sb *me, struct sock___sb *peer)
+static __always_inline bool tcp_drained(struct tcp_sock___sb *me, struct sock___sb *peer,
+					bool counted)
 {
 	struct tcp_sock___sb *ptp = (void *)peer;
+	__u64 addr = (__u64)peer;
 	__u32 copied = 0;
+	__s64 *sleepers;
 	int owned = 1;
 
 	read_kernel(copied, &ptp->copied_seq);
@@ -567,6 +593,11 @@ static __always_inline bool tcp_drained(struct tcp_sock___sb *me, struct sock___
 	read_kernel(owned, &peer->sk_lock.owned);
 	if (owned)
 		return false;
+	/* exact where sb_wait_enter/exit run: a reader asleep in the
+	 * sockmap's own wait (blocking recv() on a caught-up socket) is fine */
+	sleepers = counted ? bpf_map_lookup_elem(&sb_sleepers, &addr) : NULL;
+	if (sleepers)
+		return *sleepers == 0;
 	return !has_sleeper(peer);
 }
 
@@ -626,7 +657,7 @@ int sb_sk_msg(struct sk_msg_md *msg)
 	/* TCP carried bytes since we last looked (a fallback, or a write that
 	 * went to TCP outside sk_msg, as a TCP Fast Open connect can) */
 	if (me->write_seq != st->tcp_seq) {
-		if (!tcp_drained(me, psk))
+		if (!tcp_drained(me, psk, cfg->sleepers_counted))
 			return pass(SB_C_FALLBACK_TCP_BUSY, size);
 		/* sk_msg runs under the sender's socket lock: plain stores suffice */
 		st->tcp_seq = me->write_seq;
@@ -640,6 +671,35 @@ int sb_sk_msg(struct sk_msg_md *msg)
 	count(SB_C_REDIRECTED_MSGS, 1);
 	count(SB_C_REDIRECTED_BYTES, size);
 	return SK_PASS;
+}
+
+/* ---- sb_wait_enter/exit: who sleeps in tcp_recvmsg() ------------------- */
+
+/*
+ * sk_wait_data() is called and returns with the socket lock held and drops
+ * it only while asleep, so whenever the lock is free, the count is exactly
+ * the tasks asleep in it. Runs for every socket; only ours have an entry.
+ */
+static __always_inline void count_sleeper(__u64 sk, __s64 d)
+{
+	__s64 *n = bpf_map_lookup_elem(&sb_sleepers, &sk);
+
+	if (n)
+		__sync_fetch_and_add(n, d);
+}
+
+SEC("fentry/sk_wait_data")
+int BPF_PROG(sb_wait_enter, void *sk)
+{
+	count_sleeper((__u64)sk, 1);
+	return 0;
+}
+
+SEC("fexit/sk_wait_data")
+int BPF_PROG(sb_wait_exit, void *sk)
+{
+	count_sleeper((__u64)sk, -1);
+	return 0;
 }
 
 /* ---- sb_drain: what unload needs to know ------------------------------- */

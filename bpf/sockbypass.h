@@ -11,6 +11,9 @@
 #define SB_PIN_SOCKOPS "sb_sockops"
 #define SB_PIN_SK_MSG  "sb_sk_msg"
 #define SB_PIN_DRAIN   "sb_drain"
+/* fentry/fexit on sk_wait_data(): count readers asleep in tcp_recvmsg() */
+#define SB_PIN_WAIT_ENTER_LINK "sb_wait_enter_link"
+#define SB_PIN_WAIT_EXIT_LINK  "sb_wait_exit_link"
 /* Maps are pinned under their own names: sb_sockhash, sb_pairs, ... */
 
 #define SB_SOCKHASH_MAX 65536
@@ -76,6 +79,8 @@ struct sb_config {
 	__u32 enabled;
 	__u32 trace;       /* informational: the programs were built with tracing on */
 	__u64 queue_limit; /* unread redirected bytes a peer may hold; beyond, TCP carries */
+	__u32 sleepers_counted; /* sb_wait_enter/exit are attached: sb_sleepers is exact */
+	__u32 pad;
 };
 
 /* Per-CPU counters, one array slot each. Keep sb_counter_names in step. */

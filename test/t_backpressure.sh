@@ -65,6 +65,22 @@ test_epoll_reader_resumes_after_fallback() {
 	assert_gt "$(counter resumed)" 0 "directions redirected again though the reader uses epoll"
 }
 
+test_blocking_reader_resumes_after_fallback() {
+	load --queue-limit 1M
+	# a reader that waits inside recv() whenever it has caught up
+	server -a 127.0.0.1 -p 8204 -s 0 -r 64M -P 1500 -R 256K
+	"$TCPCHECK" -a 127.0.0.1 -p 8204 -s 64M -r 0 -w 64K -g 2000 >"$TMP/client.out" 2>&1 ||
+		fail "client side broke: $(cat "$TMP/client.out")"
+	wait "$SERVER_PID" || fail "server side broke: bytes lost or reordered"
+	assert_gt "$(counter fallback_backlog)" 0 "fallbacks for a full queue"
+	if grep -q "cannot trace sk_wait_data" "$TMP/load.out"; then
+		assert_eq "$(counter resumed)" 0 "resumed without knowing where the reader sleeps"
+		not_applicable "this kernel lets no fentry program trace sk_wait_data(): after a" \
+			"fallback a blocking reader keeps its direction on TCP (checked, and warned at load)"
+	fi
+	assert_gt "$(counter resumed)" 0 "directions redirected again though the reader blocks in recv()"
+}
+
 test_without_limit_the_queue_would_grow() {
 	# the same non-reader with the largest limit shows what the limit prevents
 	load --queue-limit 4G

@@ -80,12 +80,20 @@ test_degraded_kernel_features_named() {
 	local out
 	out=$("$TOP/sockbypass" --cgroup "$CG" --pin-dir "$PIN" 2>&1) || fail "load: $out"
 	if bpftool btf dump file /sys/kernel/btf/vmlinux format raw | grep -q "'msg_tot_len'"; then
-		grep -q warning <<<"$out" && fail "warned on a kernel that has msg_tot_len: $out"
+		grep -q "warning: .*msg_tot_len" <<<"$out" && fail "warned on a kernel that has msg_tot_len: $out"
 	else
 		grep -q "warning: .*no sk_psock.msg_tot_len.*--queue-limit is checked by walking" <<<"$out" ||
 			fail "no warning about --queue-limit: $out"
 	fi
 	echo "result: kernel $(uname -r): $(grep -c warning <<<"$out") degraded feature(s)"
+	"$TOP/sockbypass" --unload --pin-dir "$PIN" >/dev/null || fail "unload"
+	# where fentry cannot trace sk_wait_data (some kernels, some sandboxes)
+	out=$(SOCKBYPASS_NO_SLEEPER_HOOK=1 "$TOP/sockbypass" --cgroup "$CG" --pin-dir "$PIN" 2>&1) ||
+		fail "load without the sleeper hook: $out"
+	grep -q "warning: cannot trace sk_wait_data() on this kernel; after a fallback to TCP, a reader blocked in recv() keeps its direction on TCP" <<<"$out" ||
+		fail "no warning without the sleeper hook: $out"
+	[ -e "$PIN/sb_wait_enter_link" ] && fail "a sleeper link pinned without the hook"
+	return 0
 }
 
 test_pin_dir_not_on_bpffs() {
