@@ -32,6 +32,8 @@ const volatile __u32 sb_task_sockops = 0;
 const volatile __u32 sb_task_sk_msg = 0;
 /* Walk the ingress list even where msg_tot_len exists (tests of old kernels). */
 const volatile __u32 sb_walk_queue = 0;
+/* Set by sb_wait_exit when a count went below zero: sb_sleepers is not exact. */
+__u32 sb_sleepers_missed = 0;
 
 static __always_inline bool v4mapped(const __u32 a[4])
 {
@@ -595,7 +597,7 @@ static __always_inline bool tcp_drained(struct tcp_sock___sb *me, struct sock___
 		return false;
 	/* exact where sb_wait_enter/exit run: a reader asleep in the
 	 * sockmap's own wait (blocking recv() on a caught-up socket) is fine */
-	sleepers = counted ? bpf_map_lookup_elem(&sb_sleepers, &addr) : NULL;
+	sleepers = counted && !sb_sleepers_missed ? bpf_map_lookup_elem(&sb_sleepers, &addr) : NULL;
 	if (sleepers)
 		return *sleepers == 0;
 	return !has_sleeper(peer);
@@ -684,8 +686,14 @@ static __always_inline void count_sleeper(__u64 sk, __s64 d)
 {
 	__s64 *n = bpf_map_lookup_elem(&sb_sleepers, &sk);
 
-	if (n)
-		__sync_fetch_and_add(n, d);
+	if (!n)
+		return;
+	__sync_fetch_and_add(n, d);
+	/* below zero: an entry was not counted (the kernel skips a tracing
+	 * program that is already running on this CPU, as when it was
+	 * preempted there); trust no count from now on */
+	if (*n < 0)
+		sb_sleepers_missed = 1;
 }
 
 SEC("fentry/sk_wait_data")
