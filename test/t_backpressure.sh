@@ -42,37 +42,36 @@ test_walked_queue_stays_bounded() {
 		fail "load said: $(cat "$TMP/load.out")"
 }
 
-test_redirect_resumes_when_reader_caught_up() {
+# fallback_then_catch_up PORT READER_OPTIONS...: a reader away for 1.5 s lets
+# a 1 MiB queue limit send the stream to TCP, then reads faster than the
+# sender writes; the stream must arrive whole.
+fallback_then_catch_up() {
+	local port=$1
+	shift
 	load --queue-limit 1M
-	# reader: away 1.5 s, then faster than the sender and mostly outside recv()
-	server -a 127.0.0.1 -p 8202 -s 0 -r 64M -P 1500 -R 256K -d 1000
-	"$TCPCHECK" -a 127.0.0.1 -p 8202 -s 64M -r 0 -w 64K -g 2000 >"$TMP/client.out" 2>&1 ||
+	server -a 127.0.0.1 -p "$port" -s 0 -r 64M -P 1500 -R 256K "$@"
+	"$TCPCHECK" -a 127.0.0.1 -p "$port" -s 64M -r 0 -w 64K -g 2000 >"$TMP/client.out" 2>&1 ||
 		fail "client side broke: $(cat "$TMP/client.out")"
 	wait "$SERVER_PID" || fail "server side broke: bytes lost or reordered"
 	assert_gt "$(counter fallback_backlog)" 0 "fallbacks for a full queue"
+}
+
+test_redirect_resumes_when_reader_caught_up() {
+	# a reader mostly outside recv(): 1 ms between reads
+	fallback_then_catch_up 8202 -d 1000
 	assert_gt "$(counter resumed)" 0 "directions redirected again once the reader caught up"
 }
 
 test_epoll_reader_resumes_after_fallback() {
-	load --queue-limit 1M
 	# an event loop's reader: its epoll entry sits in the socket's wait
 	# queue all the time, yet it never sleeps inside recv()
-	server -a 127.0.0.1 -p 8203 -s 0 -r 64M -P 1500 -R 256K -e
-	"$TCPCHECK" -a 127.0.0.1 -p 8203 -s 64M -r 0 -w 64K -g 2000 >"$TMP/client.out" 2>&1 ||
-		fail "client side broke: $(cat "$TMP/client.out")"
-	wait "$SERVER_PID" || fail "server side broke: bytes lost or reordered"
-	assert_gt "$(counter fallback_backlog)" 0 "fallbacks for a full queue"
+	fallback_then_catch_up 8203 -e
 	assert_gt "$(counter resumed)" 0 "directions redirected again though the reader uses epoll"
 }
 
 test_blocking_reader_resumes_after_fallback() {
-	load --queue-limit 1M
 	# a reader that waits inside recv() whenever it has caught up
-	server -a 127.0.0.1 -p 8204 -s 0 -r 64M -P 1500 -R 256K
-	"$TCPCHECK" -a 127.0.0.1 -p 8204 -s 64M -r 0 -w 64K -g 2000 >"$TMP/client.out" 2>&1 ||
-		fail "client side broke: $(cat "$TMP/client.out")"
-	wait "$SERVER_PID" || fail "server side broke: bytes lost or reordered"
-	assert_gt "$(counter fallback_backlog)" 0 "fallbacks for a full queue"
+	fallback_then_catch_up 8204
 	if grep -q "cannot trace sk_wait_data" "$TMP/load.out"; then
 		assert_eq "$(counter resumed)" 0 "resumed without knowing where the reader sleeps"
 		not_applicable "this kernel lets no fentry program trace sk_wait_data(): after a" \
