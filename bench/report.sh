@@ -95,10 +95,14 @@ invalid=$(awk -F'\t' 'NR > 1 && $8 == 0 && $1 ~ /^(stream|rr|echo250k|many|iperf
 	for placement in $(cut -f2 "$raw" | tail -n +2 | grep -vx veth | sort -u); do
 		table stream "Stream throughput, Gbit/s ($placement)" "write size" '%.2f'
 		table rr "Round trip (ping-pong), mean µs ($placement)" "message size" '%.1f'
+		table rr_p50 "Round trip (ping-pong), p50 µs ($placement)" "message size" '%.1f'
+		table rr_p99 "Round trip (ping-pong), p99 µs ($placement)" "message size" '%.1f'
 		table iperf3 "iperf3 stream throughput, Gbit/s ($placement)" "write size (-l)" '%.2f'
 		table tcp_share_iperf3 "iperf3 with the bypass: share of the bytes TCP carried after fallbacks, % of all runs ($placement)" "write size (-l)" '%.1f'
 		table sockperf "sockperf ping-pong round trip (2 x its latency), mean µs ($placement)" \
 			"message size (-m)" '%.1f'
+		table sockperf_p50 "sockperf ping-pong round trip, p50 µs ($placement)" "message size (-m)" '%.1f'
+		table sockperf_p99 "sockperf ping-pong round trip, p99 µs ($placement)" "message size (-m)" '%.1f'
 		echo
 		echo "## Connections: connect, 1-byte echo, close, per second ($placement)"
 		echo

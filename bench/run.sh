@@ -152,9 +152,10 @@ run_one() {
 	iperf3) # Gbit/s received; bytes moved for the validity check
 		res="gbit_s=$(jq '.end.sum_received.bits_per_second / 1e9' <<<"$res" 2>/dev/null)
 			bytes=$(jq '.end.sum_received.bytes' <<<"$res" 2>/dev/null)" ;;
-	sockperf) # its figure is half the round trip; report the round trip like sockbench
+	sockperf) # its figures are half the round trip; report round trips like sockbench
 		res="mean_us=$(sed -n 's/.*Summary: Latency is \([0-9.]*\) usec.*/\1/p' <<<"$res" |
-			awk '{ print $1 * 2 }')" ;;
+			awk '{ print $1 * 2 }') $(awk '/percentile 50.000 =/ { printf "p50_us=%s ", $NF * 2 }
+			/percentile 99.000 =/ { printf "p99_us=%s ", $NF * 2 }' <<<"$res")" ;;
 	esac
 	value=$(tr ' \t' '\n' <<<"$res" | sed -n "s/^$key=//p" | head -n 1)
 	# a bypassed run is valid only if its data did not cross lo (handshakes may)
@@ -184,7 +185,11 @@ run_one() {
 		record switches_per_write "$(field bytes | awk -v c="$ctxt" -v s="$size" '$1 > 0 { printf "%.3f", c / ($1 / s) }')"
 		[ "$mode" = on ] && record prog_ns "$(awk '$4 > $2 { printf "%.0f", ($3 - $1) / ($4 - $2) }' <<<"$prog")" ;;
 	rr) record cpu_rr "$(awk -v t="$ticks" -v r="$(field rtt_per_s)" -v s="$SECS" \
-		'BEGIN { if (r > 0) printf "%.2f", t / 100 / (r * s) * 1e6 }')" ;;
+		'BEGIN { if (r > 0) printf "%.2f", t / 100 / (r * s) * 1e6 }')"
+		record rr_p50 "$(field p50_us)"
+		record rr_p99 "$(field p99_us)" ;;
+	sockperf) record sockperf_p50 "$(field p50_us)"
+		record sockperf_p99 "$(field p99_us)" ;;
 	conn) record conn_p99 "$(field p99_us)"
 		# sockops time per connection: 8 callbacks, psock creation included
 		[ "$mode" = on ] && record sockops_ns "$(awk -v r="$(field conn_per_s)" -v t="$SECS" \
