@@ -475,9 +475,8 @@ static __always_inline void socket_closed(struct bpf_sock_ops *skops)
 {
 	struct sb_sock_state *st;
 	struct bpf_sock *sk = skops->sk;
-	struct sb_peer *peer;
-
 	__u64 addr = (__u64)sk;
+	struct sb_peer *peer;
 
 	if (!sk)
 		return;

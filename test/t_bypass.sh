@@ -54,10 +54,10 @@ test_64mib_single_write_and_1byte_writes() {
 	wait "$SERVER_PID" || fail "server saw a broken stream (1-byte writes)"
 	redirected=$(($(counter redirected_msgs) - before))
 	if queue_is_walked && [ "$(counter fallback_backlog)" -gt 0 ]; then
-		# a reader 256 messages behind counts as full here, and a reader
-		# asleep in recv() keeps the rest on TCP (README: Kernels)
+		# a reader 256 messages behind counts as full here; TCP carries the
+		# rest until the reader catches up (README: Kernels)
 		assert_gt "$redirected" 255 "1-byte writes redirected before the fallback"
-		echo "result: walked queue: $redirected of 100000 1-byte writes redirected, then TCP"
+		echo "result: walked queue: $redirected of 100000 1-byte writes redirected, TCP the rest"
 		return
 	fi
 	assert_eq "$redirected" 100000 "1-byte writes redirected"
