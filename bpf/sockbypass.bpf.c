@@ -345,7 +345,10 @@ insert_self(struct bpf_sock_ops *skops, __u64 cookie)
 	struct sb_sock_state *st;
 	struct bpf_sock *sk = skops->sk;
 	__u64 addr = (__u64)sk;
+	struct sb_config *cfg;
+	__u32 key = 0;
 	__s64 zero = 0;
+	bool counted;
 
 	if (!sk)
 		return NULL;
@@ -354,11 +357,15 @@ insert_self(struct bpf_sock_ops *skops, __u64 cookie)
 		return NULL;
 	st->cookie = cookie;
 	st->tcp_seq = skops->snd_nxt; /* == write_seq: nothing queued at ESTABLISHED */
-	/* nobody can sleep in recv() before ESTABLISHED (accept() returns later) */
-	if (bpf_map_update_elem(&sb_sleepers, &addr, &zero, BPF_ANY))
+	/* a count to keep only where sb_wait_enter/exit run; nobody can sleep
+	 * in recv() before ESTABLISHED (accept() returns later) */
+	cfg = bpf_map_lookup_elem(&sb_config, &key);
+	counted = cfg && cfg->sleepers_counted;
+	if (counted && bpf_map_update_elem(&sb_sleepers, &addr, &zero, BPF_ANY))
 		return NULL;
 	if (bpf_sock_hash_update(skops, &sb_sockhash, &cookie, BPF_NOEXIST)) {
-		bpf_map_delete_elem(&sb_sleepers, &addr);
+		if (counted)
+			bpf_map_delete_elem(&sb_sleepers, &addr);
 		return NULL;
 	}
 	/* STATE_CB lets us forget the pair when the socket closes */
