@@ -6,12 +6,14 @@
 test_full_map_leaves_the_rest_on_tcp() {
 	load --map-size 4 # two connections' worth of sockets
 	local i pids=()
+	# nothing is sent for 5 s: all four connections are open at once, even
+	# on a slow machine, so none can free its slots before the last connects
 	for i in 1 2 3 4; do
-		server -a 127.0.0.1 -p $((9950 + i)) -s 4M -r 4M -d 20000
+		server -a 127.0.0.1 -p $((9950 + i)) -s 4M -r 4M -S 5000
 		pids+=("$SERVER_PID")
 	done
 	for i in 1 2 3 4; do
-		"$TCPCHECK" -a 127.0.0.1 -p $((9950 + i)) -s 4M -r 4M -d 20000 >/dev/null &
+		"$TCPCHECK" -a 127.0.0.1 -p $((9950 + i)) -s 4M -r 4M -S 5000 >/dev/null &
 		pids+=($!)
 		sleep 0.1 # established one after the other, so the map fills in order
 	done
