@@ -297,25 +297,25 @@ static size_t slab_caches(struct slab_use *u)
 static void print_slab_growth(const struct slab_use *before, size_t nb, struct slab_use *after,
 			      size_t na, size_t conns)
 {
+	/* after[i].bytes becomes cache i's growth */
+	for (size_t i = 0; i < na; i++)
+		for (size_t j = 0; j < nb; j++)
+			if (!strcmp(before[j].name, after[i].name)) {
+				after[i].bytes -= before[j].bytes;
+				break;
+			}
 	printf("slab_caches=");
 	for (int shown = 0; shown < 6; shown++) {
-		long long best = 0, grew;
-		size_t pick = na;
+		size_t pick = 0;
 
-		for (size_t i = 0; i < na; i++) {
-			grew = after[i].bytes;
-			for (size_t j = 0; j < nb; j++)
-				if (!strcmp(before[j].name, after[i].name))
-					grew -= before[j].bytes;
-			if (grew > best) {
-				best = grew;
+		for (size_t i = 1; i < na; i++)
+			if (after[i].bytes > after[pick].bytes)
 				pick = i;
-			}
-		}
-		if (pick == na || best < 16 * (long long)conns)
+		if (!na || after[pick].bytes < 16 * (long long)conns)
 			break;
-		printf("%s%s:%lld", shown ? "," : "", after[pick].name, best / (long long)conns);
-		after[pick].bytes -= best; /* not picked again */
+		printf("%s%s:%lld", shown ? "," : "", after[pick].name,
+		       after[pick].bytes / (long long)conns);
+		after[pick].bytes = 0; /* not picked again */
 	}
 	printf(" ");
 }
