@@ -167,7 +167,7 @@ run_guest() { # dir accel log tests
 
 need_packages
 mkdir -p "$cache"
-total_pass=0 total_fail=0 total_skip=0 broken=()
+total_pass=0 total_fail=0 total_skip=0 broken=() recap=()
 for spec in $kernels; do
 	pkg=${spec%%@*} tests=${SB_GUEST_TESTS:-}
 	[ "$spec" != "$pkg" ] && tests=${spec#*@}
@@ -180,11 +180,16 @@ for spec in $kernels; do
 	start=$(date +%s)
 	run_guest "$dir" "$accel" "$log" "$tests"
 	summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$log" | tail -n 1)
-	echo "matrix: $concrete ($accel, $(($(date +%s) - start)) s): ${summary:-no summary: the guest crashed or timed out}"
+	line="matrix: $concrete ($accel, $(($(date +%s) - start)) s): ${summary:-no summary: the guest crashed or timed out}"
+	echo "$line"
+	# kept for the recap at the end, where a CI log's tail shows every guest
+	recap+=("$line")
+	while IFS= read -r failed; do recap+=("  $failed"); done < <(grep '^# failed:' "$log")
 	if [ -z "$summary" ]; then broken+=("$concrete"); continue; fi
 	read -r p _ f _ s _ <<<"$summary"
 	total_pass=$((total_pass + p)) total_fail=$((total_fail + f)) total_skip=$((total_skip + s))
 done
+printf '%s\n' "${recap[@]}"
 [ ${#broken[@]} -gt 0 ] && echo "# guests that did not finish: ${broken[*]}"
 echo "$total_pass passed, $((total_fail + ${#broken[@]})) failed, $total_skip skipped"
 [ "$total_fail" -eq 0 ] && [ ${#broken[@]} -eq 0 ]
