@@ -44,6 +44,12 @@ queue_is_walked() {
 	[ -n "${SOCKBYPASS_WALK_QUEUE:-}" ] || ! kernel_counts_queue
 }
 
+# Did a walked queue count as full (256 messages behind) during this load?
+# Then TCP rightly carried part of the stream (README: Kernels).
+walked_queue_fell_back() {
+	queue_is_walked && [ "$(counter fallback_backlog)" -gt 0 ]
+}
+
 # Does the kernel count a socket's queued redirected bytes (sk_psock.msg_tot_len,
 # which also makes FIONREAD see them)?
 kernel_counts_queue() {

@@ -53,7 +53,7 @@ test_64mib_single_write_and_1byte_writes() {
 	"$TCPCHECK" -a ::1 -p 6001 -s 100000 -w 1 -r 0 || fail "100k 1-byte writes"
 	wait "$SERVER_PID" || fail "server saw a broken stream (1-byte writes)"
 	redirected=$(($(counter redirected_msgs) - before))
-	if queue_is_walked && [ "$(counter fallback_backlog)" -gt 0 ]; then
+	if walked_queue_fell_back; then
 		# a reader 256 messages behind counts as full here; TCP carries the
 		# rest until the reader catches up (README: Kernels)
 		assert_gt "$redirected" 255 "1-byte writes redirected before the fallback"
@@ -68,7 +68,7 @@ test_bidirectional_checksummed() {
 	server -a :: -p 6000 -s 32M -r 48M -w 3000 -R 5000
 	"$TCPCHECK" -a 127.0.0.1 -p 6000 -s 48M -r 32M -w 70000 -R 65536 || fail "client side"
 	wait "$SERVER_PID" || fail "server side"
-	if queue_is_walked && [ "$(counter fallback_backlog)" -gt 0 ]; then
+	if walked_queue_fell_back; then
 		# 3000-byte writes fill a walked queue's 256 messages if the reader lags
 		assert_gt "$(counter redirected_bytes)" 10000000 "redirected bytes both ways"
 		echo "result: walked queue: $(counter redirected_bytes) of 80 MiB redirected, TCP the rest"
