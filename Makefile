@@ -124,18 +124,14 @@ test-kernels:
 
 # The stress suite (root, under 10 minutes): test/s_*.sh.
 stress:
-	./load.sh --deps-only --test-deps
+	./load.sh --deps-only --test-deps --stress-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
 		$(OUTPUT)/tcpmany $(OUTPUT)/asan/sockbypass $(OUTPUT)/fuzz_options
 	SUITE=s ./test/run.sh $(TESTS)
 
 # Benchmarks (root): make bench, or make bench QUICK=1 for a headline run under a minute.
 bench:
-	./load.sh --deps-only --test-deps
-	@command -v gnuplot >/dev/null || apt-get install -y -q gnuplot-nox >/dev/null || \
-		echo "gnuplot missing: no plots (apt-get install gnuplot-nox)"
-	@command -v sockperf >/dev/null || apt-get install -y -q sockperf >/dev/null || \
-		{ echo "Error: sockperf missing: apt-get install sockperf"; exit 10; }
+	./load.sh --deps-only --test-deps --bench-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/sockbench
 	QUICK=$(QUICK) ./bench/run.sh
 

@@ -3,17 +3,20 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 
-# Debian package for each command the build, the scripts and the tests need.
+# Debian package for each command, by what needs it: load.sh itself (the
+# build, and the trace scripts), make test, make stress, make bench.
 BUILD_PKGS="clang:clang bpftool:bpftool make:make cc:gcc pkg-config:pkg-config ip:iproute2
 tcpdump:tcpdump iperf3:iperf3"
-TEST_PKGS="iperf3:iperf3 tcpdump:tcpdump ip:iproute2 shellcheck:shellcheck unshare:util-linux jq:jq
-systemd-analyze:systemd redis-server:redis-server redis-benchmark:redis-tools nginx:nginx-light curl:curl
+TEST_PKGS="shellcheck:shellcheck unshare:util-linux setpriv:util-linux jq:jq
+systemd-analyze:systemd nft:nftables"
+STRESS_PKGS="redis-server:redis-server redis-benchmark:redis-tools nginx:nginx-light curl:curl
 valgrind:valgrind"
+BENCH_PKGS="sockperf:sockperf gnuplot:gnuplot-nox"
 
 usage() {
 	cat <<USAGE
 Usage: sudo ./load.sh [--cgroup PATH] [--pin-dir PATH] [--trace] [-v]
-       ./load.sh --deps-only [--test-deps]
+       ./load.sh --deps-only [--test-deps] [--stress-deps] [--bench-deps]
 
 Builds ./sockbypass if needed (installing clang, bpftool, libbpf-dev, and
 tcpdump and iperf3 for the trace scripts, with apt-get where missing), mounts bpffs on /sys/fs/bpf if it is not
@@ -26,6 +29,9 @@ skips the TCP/IP stack from now on. Loading twice is harmless.
   -v, --verbose    libbpf debug output
   --deps-only      only install/check the build dependencies, then exit
   --test-deps      with --deps-only: also what 'make test' needs
+  --stress-deps    with --deps-only: also what 'make stress' needs (redis,
+                   nginx, curl, valgrind; their services are not started)
+  --bench-deps     with --deps-only: also what 'make bench' needs
   -h, --help       this text
 
 Exit codes are the loader's (see ./sockbypass --help), and
@@ -35,39 +41,81 @@ USAGE
 
 err() { echo "Error: $*" >&2; }
 
+enabled_units() {
+	command -v systemctl >/dev/null 2>&1 || return 0
+	systemctl list-unit-files --state=enabled --no-legend 2>/dev/null | awk '{ print $1 }' | sort
+}
+
+# apt_install PKG...: quietly, even when it has to run apt-get update first;
+# what apt said is shown only if it failed. Services a package brings are not
+# started (a policy-rc.d of ours while it installs, unless one is there) and
+# units it enabled are disabled again: the tests run their own instances.
+apt_install() {
+	local log before after new rc=0 policy=/usr/sbin/policy-rc.d own_policy=0
+	log=$(mktemp)
+	before=$(enabled_units)
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\n# sockbypass load.sh: no service starts while it installs packages\nexit 101\n' >"$policy"
+		chmod 0755 "$policy"
+		own_policy=1
+		# shellcheck disable=SC2064 # expanded now: the locals are gone at exit
+		trap "rm -f '$policy' '$log'" EXIT
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get install -y -q "$@" >"$log" 2>&1 ||
+		{ apt-get update -q >>"$log" 2>&1 && apt-get install -y -q "$@" >>"$log" 2>&1; } || rc=1
+	if [ "$own_policy" = 1 ]; then
+		rm -f "$policy"
+		trap - EXIT
+	fi
+	after=$(enabled_units)
+	new=$(comm -13 <(echo "$before") <(echo "$after") | tr '\n' ' ')
+	if [ -n "${new// /}" ]; then
+		# shellcheck disable=SC2086 # one word per unit
+		systemctl disable --quiet $new >/dev/null 2>&1 || true
+		echo "Disabled what the packages enabled (the tests start their own): $new" >&2
+	fi
+	[ "$rc" = 0 ] || tail -n 5 "$log" | sed 's/^/  apt: /' >&2
+	rm -f "$log"
+	return "$rc"
+}
+
 # ensure_pkgs "cmd:pkg ...": install the packages of missing commands.
 ensure_pkgs() {
 	local pair missing=""
 	for pair in "$@"; do
-		command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+		command -v "${pair%%:*}" >/dev/null 2>&1 && continue
+		case " $missing " in *" ${pair#*:} "*) ;; *) missing="$missing ${pair#*:}" ;; esac
 	done
-	[ -e /usr/include/bpf/libbpf.h ] || missing="$missing libbpf-dev"
-	# the sanitizer and fuzzer builds of make stress need clang's runtimes
-	if [ "$test_deps" = 1 ] &&
-		! compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null; then
-		missing="$missing libclang-rt-dev"
-	fi
 	[ -z "$missing" ] && return 0
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "Installing:$missing" >&2
-		export DEBIAN_FRONTEND=noninteractive
 		# shellcheck disable=SC2086 # one word per package
-		if apt-get install -y -q $missing >/dev/null 2>&1 ||
-			{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q $missing >/dev/null; }; then
-			return 0
-		fi
+		apt_install $missing && return 0
 	fi
 	err "missing packages:$missing; install them (apt-get install$missing) and run again"
 	exit 10
 }
 
-deps_only=0 test_deps=0 pin_dir="" want_cgroup=0
+# Packages without a command to look for: the libbpf headers, and clang's
+# sanitizer and fuzzer runtimes for make stress.
+lib_pkgs() {
+	[ -e /usr/include/bpf/libbpf.h ] || echo "libbpf-dev:libbpf-dev"
+	if [ "$stress_deps" = 1 ] &&
+		! compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null; then
+		echo "libclang-rt-dev:libclang-rt-dev"
+	fi
+}
+
+deps_only=0 test_deps=0 stress_deps=0 bench_deps=0 pin_dir="" want_cgroup=0
 args=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-h | --help) usage; exit 0 ;;
 	--deps-only) deps_only=1 ;;
 	--test-deps) test_deps=1 ;;
+	--stress-deps) stress_deps=1 ;;
+	--bench-deps) bench_deps=1 ;;
 	--pin-dir | -p)
 		[ $# -ge 2 ] || { err "$1 needs a path"; exit 2; }
 		pin_dir=$2; args+=("$1" "$2"); shift ;;
@@ -82,10 +130,12 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$deps_only" = 1 ]; then
-	# shellcheck disable=SC2086
-	ensure_pkgs $BUILD_PKGS
-	# shellcheck disable=SC2086
-	[ "$test_deps" = 1 ] && ensure_pkgs $TEST_PKGS
+	want=$BUILD_PKGS
+	[ "$test_deps" = 1 ] && want="$want $TEST_PKGS"
+	[ "$stress_deps" = 1 ] && want="$want $STRESS_PKGS"
+	[ "$bench_deps" = 1 ] && want="$want $BENCH_PKGS"
+	# shellcheck disable=SC2086,SC2046 # one word per command:package
+	ensure_pkgs $want $(lib_pkgs)
 	exit 0
 fi
 
@@ -97,8 +147,8 @@ fi
 # In the source tree: build what is missing. Installed (make install): the
 # binary sits beside this script already.
 if [ -f "$here/Makefile" ]; then
-	# shellcheck disable=SC2086
-	ensure_pkgs $BUILD_PKGS
+	# shellcheck disable=SC2086,SC2046 # one word per command:package
+	ensure_pkgs $BUILD_PKGS $(lib_pkgs)
 	if ! make -s -C "$here" >/dev/null; then
 		err "build failed; run 'make V=1' in $here to see why"
 		exit 11

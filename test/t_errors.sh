@@ -34,11 +34,16 @@ test_bad_arguments_give_usage_code() {
 	expect 2 "needs a path" "$TOP/load.sh" --pin-dir
 }
 
+# The checkout may sit where nobody cannot enter (a 0700 home directory), so
+# nobody runs copies from a directory it can read, as a user's own clone would be.
 test_not_root() {
-	local nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
-	expect 3 "needs root.*sudo" "${nobody[@]}" "$TOP/sockbypass"
-	expect 3 "needs root.*sudo ./load.sh" "${nobody[@]}" "$TOP/load.sh"
-	expect 3 "needs root.*sudo ./unload.sh" "${nobody[@]}" "$TOP/unload.sh"
+	local nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups) dir="$TMP/as-nobody"
+	chmod 0711 "$TMP"
+	mkdir -m 0755 "$dir"
+	cp -p "$TOP/sockbypass" "$TOP/load.sh" "$TOP/unload.sh" "$TOP/Makefile" "$dir/"
+	expect 3 "needs root.*sudo" "${nobody[@]}" "$dir/sockbypass"
+	expect 3 "needs root.*sudo ./load.sh" "${nobody[@]}" "$dir/load.sh"
+	expect 3 "needs root.*sudo ./unload.sh" "${nobody[@]}" "$dir/unload.sh"
 	[ ! -e "$PIN" ] || fail "a failed non-root load left $PIN"
 }
 
