@@ -66,7 +66,7 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name sockbypass_bpf > $@
 
 LOADER_OBJS := $(OUTPUT)/loader.o $(OUTPUT)/options.o $(OUTPUT)/pins.o $(OUTPUT)/status.o \
-	$(OUTPUT)/features.o
+	$(OUTPUT)/features.o $(OUTPUT)/ports.o $(OUTPUT)/scope.o $(OUTPUT)/errmsg.o
 
 # every loader object waits for the skeleton: loader.c includes it
 $(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTPUT)
@@ -83,16 +83,17 @@ $(OUTPUT)/sockbench: bench/sockbench.c Makefile | $(OUTPUT)
 
 # The loader with ASan and UBSan, for the error-path tests (SOCKBYPASS_BIN=...).
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LOADER_SRCS := loader.c options.c pins.c status.c features.c
+LOADER_SRCS := loader.c options.c pins.c status.c features.c ports.c scope.c errmsg.c
 $(OUTPUT)/asan/sockbypass: $(LOADER_SRCS) loader.h $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTPUT)
 	$(call msg,CC-ASAN,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) -g -O1 $(SANITIZE) -I$(OUTPUT) -Ibpf $(LOADER_SRCS) $(LIBBPF_LIBS) -o $@
 
 # libFuzzer target for option and path parsing.
-$(OUTPUT)/fuzz_options: test/fuzz_options.c options.c loader.h Makefile | $(OUTPUT)
+$(OUTPUT)/fuzz_options: test/fuzz_options.c options.c ports.c errmsg.c loader.h Makefile | $(OUTPUT)
 	$(call msg,CC-FUZZ,$@)
-	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -I. -Ibpf test/fuzz_options.c options.c -o $@
+	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -I. -Ibpf test/fuzz_options.c options.c \
+		ports.c errmsg.c -o $@
 
 # LD_PRELOAD shim for the tests: a kernel without BPF, as libbpf sees it.
 $(OUTPUT)/nobpf.so: test/nobpf.c Makefile | $(OUTPUT)

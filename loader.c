@@ -26,22 +26,6 @@
 #include "loader.h"
 
 
-void err_line(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("Error: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-int errno_exit(int err)
-{
-	return (err == -EPERM || err == -EACCES) ? SB_EXIT_PERM : SB_EXIT_INTERNAL;
-}
-
 static int libbpf_print_fn(enum libbpf_print_level level, const char *fmt, va_list args)
 {
 	if (level == LIBBPF_DEBUG && !env.verbose)
@@ -164,6 +148,9 @@ static int do_load(void)
 	if (pin_exists(SB_PIN_LINK)) {
 		printf("sockbypass is already loaded (pins in %s); run unload.sh first to reload\n",
 		       env.pin_dir);
+		if (env.scope_given)
+			fprintf(stderr, "Warning: --only-ports/--exclude-ports were not applied; "
+				"change the loaded lists with 'sockbypass scope add|remove'\n");
 		return SB_EXIT_OK;
 	}
 	if (known_pins()) {
@@ -220,7 +207,10 @@ static int do_load(void)
 		}
 	}
 	sleepers_counted = features.sleeper_hook;
-	err = set_enabled(bpf_map__fd(skel->maps.sb_config), true);
+	/* the port scope before any connection can be seen */
+	err = bpf_map_update_elem(bpf_map__fd(skel->maps.sb_scope), &(__u32){ 0 }, env.scope, BPF_ANY);
+	if (!err)
+		err = set_enabled(bpf_map__fd(skel->maps.sb_config), true);
 	if (err) {
 		err_line("set config: %s", strerror(-err));
 		ret = SB_EXIT_INTERNAL;
@@ -380,8 +370,15 @@ out:
 
 int main(int argc, char **argv)
 {
-	int err = sb_parse_options(argc, argv, 0);
+	int err;
 
+	/* verbs have their own options */
+	if (argc > 1 && !strcmp(argv[1], "scope")) {
+		libbpf_set_print(libbpf_print_fn);
+		argv[1] = "sockbypass scope"; /* argp's name in its messages */
+		return do_scope(argc - 1, argv + 1);
+	}
+	err = sb_parse_options(argc, argv, 0);
 	if (err)
 		return err;
 	if (geteuid() != 0) {

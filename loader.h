@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <linux/types.h>
+#include "sockbypass.h"
 
 /* Exit codes: listed in --help and README.md; scripts pass them through. */
 enum sb_exit {
@@ -20,7 +21,10 @@ enum sb_exit {
 	SB_EXIT_LOAD = 8,      /* the verifier or libbpf refused the programs */
 	SB_EXIT_DRAINING = 9,  /* unload: bypass off, but sockets still hold unread data */
 	/* 10 and 11 are load.sh's: missing packages, build failed */
-	SB_EXIT_NOT_LOADED = 12, /* --status: nothing loaded at the pin dir */
+	SB_EXIT_NOT_LOADED = 12, /* --status, scope: nothing loaded at the pin dir */
+	/* 13 and 14 are trace_lo_traffic.sh's: nothing to judge, the command failed */
+	SB_EXIT_PORTS = 15,      /* a port list that is not one: port 0, > 65535, malformed */
+	SB_EXIT_PORT_CONFLICT = 16, /* a port on both --only-ports and --exclude-ports */
 };
 
 enum sb_mode { MODE_LOAD, MODE_UNLOAD, MODE_STATUS };
@@ -36,12 +40,16 @@ struct sb_env {
 	double timeout;
 	__u64 queue_limit;
 	__u32 map_size;
+	bool scope_given;        /* --only-ports or --exclude-ports was given */
+	struct sb_scope *scope;  /* what they say */
+	int parse_exit;          /* an option's own exit code (a bad port list) */
 };
 
 extern struct sb_env env;
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* errmsg.c */
 void err_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int errno_exit(int err);
 int find_cgroup2_root(char *buf, size_t len);
@@ -79,10 +87,21 @@ struct sb_features {
 int probe_kernel(struct sb_features *f);
 void warn_degraded(const struct sb_features *f, bool trace);
 
+/* ports.c: port lists <-> struct sb_scope */
+struct sb_scope;
+int ports_apply(struct sb_scope *sc, const char *list, enum sb_port_class class, bool remove);
+#define SB_PORTS_TEXT_MAX (SB_PORTS * 6) /* the longest list ports_format can write */
+void ports_format(const struct sb_scope *sc, enum sb_port_class class, char *buf, size_t len);
+
 /* options.c */
 int sb_parse_options(int argc, char **argv, unsigned int flags);
 
 /* status.c */
 int do_status(void);
+
+/* scope.c: the scope verb, and the lists in status */
+int do_scope(int argc, char **argv);
+void scope_print(const struct sb_scope *sc, enum sb_format format);
+bool scope_read(struct sb_scope *sc);
 
 #endif /* SOCKBYPASS_LOADER_H */

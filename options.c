@@ -9,7 +9,10 @@
 #include "sockbypass.h"
 #include "loader.h"
 
+static struct sb_scope scope_opts; /* 64 KiB: not on the stack */
+
 struct sb_env env = {
+	.scope = &scope_opts,
 	.pin_dir = SB_DEFAULT_PIN_DIR,
 	.timeout = 30,
 	.queue_limit = SB_DEFAULT_QUEUE_LIMIT,
@@ -21,9 +24,11 @@ static const char doc[] =
 	"Make TCP between two local sockets skip the TCP/IP stack.\n"
 	"\n"
 	"USAGE: sockbypass [--cgroup PATH] [--pin-dir PATH] [--queue-limit BYTES]\n"
-	"                  [--map-size SOCKETS] [--trace] [-v]\n"
+	"                  [--map-size SOCKETS] [--only-ports LIST] [--exclude-ports LIST]\n"
+	"                  [--trace] [-v]\n"
 	"       sockbypass --unload [--pin-dir PATH] [--timeout SECONDS]\n"
 	"       sockbypass --status [--json | --prometheus] [--pin-dir PATH]\n"
+	"       sockbypass scope [add | remove] [--only-ports LIST] [--exclude-ports LIST]\n"
 	"\n"
 	"Loads, pins under the pin dir, attaches to the cgroup and exits.\n"
 	"Defaults: --cgroup is the root of the cgroup v2 mount found in\n"
@@ -33,7 +38,8 @@ static const char doc[] =
 	"2 bad usage, 3 not root, 4 kernel lacks BPF/sockmap support,\n"
 	"5 pin dir not on bpffs, 6 cgroup missing or not v2, 7 pin dir holds a\n"
 	"partial state, 8 programs refused by the kernel, 9 unload waiting for\n"
-	"readers to drain bypassed data (run it again), 12 --status: not loaded.\n";
+	"readers to drain bypassed data (run it again), 12 --status or scope: not\n"
+	"loaded, 15 a bad port list, 16 a port on both lists.\n";
 
 static const struct argp_option opts[] = {
 	{ "cgroup", 'c', "PATH", 0, "cgroup v2 directory to cover (default: cgroup2 root)", 0 },
@@ -47,6 +53,10 @@ static const struct argp_option opts[] = {
 	  "its sender falls back to TCP until it caught up (default 64M; K/M/G suffixes)", 0 },
 	{ "map-size", 'm', "SOCKETS", 0, "sockets the map holds (default 65536); "
 	  "connections beyond stay on TCP", 0 },
+	{ "only-ports", 'o', "LIST", 0, "bypass only connections with one end on these ports "
+	  "(5432,6379,8000-8100)", 0 },
+	{ "exclude-ports", 'x', "LIST", 0, "keep connections with one end on these ports on TCP "
+	  "(splice(2) readers, firewalled flows)", 0 },
 	{ "trace", 'T', NULL, 0, "print socket events to the kernel trace pipe", 0 },
 	{ "verbose", 'v', NULL, 0, "show libbpf debug output", 0 },
 	{ "help", 'h', NULL, OPTION_HIDDEN, "show this help", 0 },
@@ -116,6 +126,15 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		    env.map_size > (1U << 24))
 			argp_error(state, "--map-size: '%s' is not a number of sockets (2-16777216)", arg);
 		break;
+	case 'o':
+	case 'x':
+		/* its own exit code, so no argp_error: the line is printed here */
+		env.scope_given = true;
+		env.parse_exit = ports_apply(env.scope, arg,
+					     key == 'o' ? SB_PORT_ONLY : SB_PORT_EXCLUDED, false);
+		if (env.parse_exit)
+			return EINVAL;
+		break;
 	case 'T':
 		env.trace = true;
 		break;
@@ -141,5 +160,8 @@ static const struct argp argp = { opts, parse_arg, NULL, doc, NULL, NULL, NULL }
 int sb_parse_options(int argc, char **argv, unsigned int flags)
 {
 	argp_err_exit_status = SB_EXIT_USAGE;
-	return argp_parse(&argp, argc, argv, flags, NULL, NULL) ? SB_EXIT_USAGE : 0;
+	env.parse_exit = 0;
+	if (argp_parse(&argp, argc, argv, flags, NULL, NULL))
+		return env.parse_exit ?: SB_EXIT_USAGE;
+	return 0;
 }

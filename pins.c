@@ -12,7 +12,7 @@
 
 static const char *const pinned_maps[] = {
 	"sb_sockhash", "sb_pairs", "sb_hints", "sb_pending",
-	"sb_state", "sb_config", "sb_counters", "sb_sleepers",
+	"sb_state", "sb_config", "sb_counters", "sb_sleepers", "sb_scope",
 };
 static const char *const pinned_progs[] = { SB_PIN_SOCKOPS, SB_PIN_SK_MSG, SB_PIN_DRAIN };
 /* links beside the cgroup's (SB_PIN_LINK), which stands for "loaded" */

@@ -24,6 +24,8 @@ struct status {
 	bool have_scan;
 	struct drain_scan scan;
 	__u64 counters[SB_C_NR];
+	bool have_scope;
+	struct sb_scope scope;
 };
 
 static const char *const counter_names[SB_C_NR] = { SB_COUNTER_NAMES };
@@ -49,6 +51,7 @@ static const struct { const char *metric, *reason, *help; } prom[SB_C_NR] = {
 	[SB_C_FALLBACK_NO_STATE] = { "fallbacks", "no_state", NULL },
 	[SB_C_FALLBACK_TCP_BUSY] = { "fallbacks", "tcp_busy", NULL },
 	[SB_C_RESUMED] = { "resumed", NULL, "Directions redirected again after TCP carried bytes" },
+	[SB_C_SKIP_EXCLUDED] = { "skipped", "excluded", NULL },
 };
 
 /* nftw() has no context argument: the cgroup id being looked for. */
@@ -129,6 +132,7 @@ static void gather(struct status *st)
 	if (prog_fd >= 0)
 		close(prog_fd);
 	read_counters(st->counters);
+	st->have_scope = scope_read(&st->scope);
 }
 
 static void json_string(const char *s)
@@ -154,6 +158,8 @@ static void print_text(const struct status *st)
 	       st->cfg.trace ? "on" : "off", (unsigned long long)st->cfg.queue_limit);
 	if (st->have_scan)
 		printf("sockets: %u\nunread_bytes: %llu\n", st->scan.sockets, st->scan.queued);
+	if (st->have_scope)
+		scope_print(&st->scope, FORMAT_TEXT);
 	for (int i = 0; i < SB_C_NR; i++)
 		printf("%s: %llu\n", counter_names[i], (unsigned long long)st->counters[i]);
 }
@@ -174,6 +180,10 @@ static void print_json(const struct status *st)
 	       st->cfg.trace ? "true" : "false", (unsigned long long)st->cfg.queue_limit);
 	if (st->have_scan)
 		printf(",\"sockets\":%u,\"unread_bytes\":%llu", st->scan.sockets, st->scan.queued);
+	if (st->have_scope) {
+		putchar(',');
+		scope_print(&st->scope, FORMAT_JSON);
+	}
 	printf(",\"counters\":{");
 	for (int i = 0; i < SB_C_NR; i++)
 		printf("%s\"%s\":%llu", i ? "," : "", counter_names[i],
@@ -201,16 +211,24 @@ static void print_prometheus(const struct status *st)
 		gauge("unread_bytes", "Redirected bytes not yet read by their receivers",
 		      st->scan.queued);
 	}
+	if (st->have_scope)
+		scope_print(&st->scope, FORMAT_PROMETHEUS);
+	/* a metric's samples in one group, also where its counters are not adjacent */
 	for (int i = 0; i < SB_C_NR; i++) {
-		if (prom[i].help)
-			printf("# HELP sockbypass_%s_total %s\n# TYPE sockbypass_%s_total counter\n",
-			       prom[i].metric, prom[i].help, prom[i].metric);
-		if (prom[i].reason)
-			printf("sockbypass_%s_total{reason=\"%s\"} %llu\n", prom[i].metric,
-			       prom[i].reason, (unsigned long long)st->counters[i]);
-		else
-			printf("sockbypass_%s_total %llu\n", prom[i].metric,
-			       (unsigned long long)st->counters[i]);
+		if (!prom[i].help)
+			continue;
+		printf("# HELP sockbypass_%s_total %s\n# TYPE sockbypass_%s_total counter\n",
+		       prom[i].metric, prom[i].help, prom[i].metric);
+		for (int j = i; j < SB_C_NR; j++) {
+			if (strcmp(prom[j].metric, prom[i].metric))
+				continue;
+			if (prom[j].reason)
+				printf("sockbypass_%s_total{reason=\"%s\"} %llu\n", prom[j].metric,
+				       prom[j].reason, (unsigned long long)st->counters[j]);
+			else
+				printf("sockbypass_%s_total %llu\n", prom[j].metric,
+				       (unsigned long long)st->counters[j]);
+		}
 	}
 }
 

@@ -137,6 +137,14 @@ struct {
 	__type(value, struct sb_config);
 } sb_config SEC(".maps");
 
+/* The port scope; all zero (every port) until the loader writes it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sb_scope);
+} sb_scope SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SB_C_NR);
@@ -307,6 +315,26 @@ static __always_inline int sock_tuple(struct bpf_sock_ops *skops, struct sb_tupl
 }
 
 /*
+ * Does the port scope keep this connection on TCP? Either end's port counts:
+ * the listener's for a client, the client's ephemeral port for a server.
+ */
+static __always_inline bool out_of_scope(struct bpf_sock_ops *skops)
+{
+	__u16 lport = skops->local_port;
+	__u16 rport = bpf_ntohl(skops->remote_port);
+	struct sb_scope *sc;
+	__u32 zero = 0;
+
+	sc = bpf_map_lookup_elem(&sb_scope, &zero);
+	if (!sc || (!sc->only_count && !sc->excluded_count))
+		return false;
+	if (sc->port[lport] == SB_PORT_EXCLUDED || sc->port[rport] == SB_PORT_EXCLUDED)
+		return true;
+	return sc->only_count && sc->port[lport] != SB_PORT_ONLY &&
+	       sc->port[rport] != SB_PORT_ONLY;
+}
+
+/*
  * TIMEOUT_INIT runs for the request sock of every SYN a listener in the cgroup
  * answers. Remember the tuple, seen from the client's side. A dual-stack
  * listener's request sock for an IPv4 SYN says AF_INET6 but fills only the
@@ -384,6 +412,12 @@ static __always_inline void client_established(struct bpf_sock_ops *skops)
 
 	if (sock_tuple(skops, &t, true))
 		return;
+	/* before the hint: an excluded listener left none */
+	if (out_of_scope(skops)) {
+		count(SB_C_SKIP_EXCLUDED, 1);
+		trace_tuple("skip (port excluded)", &t);
+		return;
+	}
 	hints = bpf_map_lookup_elem(&sb_hints, &t);
 	if (!hints || !*hints) {
 		count(SB_C_SKIP_NOT_LOCAL, 1);
@@ -429,6 +463,9 @@ static __always_inline void server_established(struct bpf_sock_ops *skops)
 	struct sb_sock_state *st;
 	struct sb_tuple t = {};
 
+	/* counted at the client, which saw the same two ports */
+	if (out_of_scope(skops))
+		return;
 	if (sb_trace)
 		sock_tuple(skops, &t, false);
 	pk.client_next = skops->rcv_nxt;
@@ -508,7 +545,7 @@ int sb_sockops(struct bpf_sock_ops *skops)
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TIMEOUT_INIT:
 		/* skops->reply stays 0: the kernel keeps its own SYN timeout */
-		if (!skops->is_fullsock)
+		if (!skops->is_fullsock && !out_of_scope(skops))
 			record_hint(skops);
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:

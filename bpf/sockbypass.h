@@ -74,6 +74,25 @@ struct sb_sock_state {
 	struct sb_pending_key pending; /* what the client published, to forget at close */
 };
 
+/*
+ * Which connections the bypass may take, by port (--only-ports,
+ * --exclude-ports, "sockbypass scope"). A connection matches a list when
+ * either of its two ports is on it. Read by sockops once per connection;
+ * one slot per port, so no list is ever too long for it.
+ */
+enum sb_port_class {
+	SB_PORT_UNLISTED = 0,
+	SB_PORT_ONLY = 1,     /* on --only-ports */
+	SB_PORT_EXCLUDED = 2, /* on --exclude-ports */
+};
+
+#define SB_PORTS 65536
+struct sb_scope {
+	__u32 only_count; /* ports on --only-ports; 0 = every port not excluded */
+	__u32 excluded_count;
+	__u8 port[SB_PORTS]; /* enum sb_port_class; port[0] unused */
+};
+
 /* Written by the loader: turns redirection on and off for every socket at once. */
 struct sb_config {
 	__u32 enabled;
@@ -105,6 +124,7 @@ enum sb_counter {
 	SB_C_FALLBACK_NO_STATE,  /* socket without storage (inserted by someone else) */
 	SB_C_FALLBACK_TCP_BUSY,  /* earlier TCP bytes not all read yet, or a reader in tcp_recvmsg */
 	SB_C_RESUMED,            /* directions redirected again after TCP carried some bytes */
+	SB_C_SKIP_EXCLUDED,      /* connections kept on TCP by the port scope (at the client) */
 	SB_C_NR,
 };
 
@@ -113,7 +133,8 @@ enum sb_counter {
 	"skip_payload", "skip_unpaired", "skip_conflict", "redirected_msgs", \
 	"redirected_bytes", "passed_msgs", "passed_bytes",                  \
 	"fallback_unpaired", "fallback_disabled", "fallback_backlog",      \
-	"fallback_redirect", "fallback_no_state", "fallback_tcp_busy", "resumed"
+	"fallback_redirect", "fallback_no_state", "fallback_tcp_busy", "resumed", \
+	"skip_excluded"
 
 /* One record per socket in the SOCKHASH, written by the drain iterator. */
 struct sb_drain_rec {

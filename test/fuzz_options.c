@@ -29,6 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		argv[argc++] = p;
 	}
 	argv[argc] = NULL;
+	memset(env.scope, 0, sizeof(*env.scope)); /* lists of earlier inputs gone */
 	/* no exit and no messages: errors and --help return to us */
 	sb_parse_options(argc, argv, ARGP_NO_EXIT | ARGP_NO_ERRS);
 	env = saved;

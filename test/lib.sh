@@ -220,6 +220,19 @@ new_netns() {
 	ip -n "$1" link set lo up
 }
 
+# readable_copy FILE...: copies of FILEs (from the checkout) in a directory a
+# nobody user can enter, printed; the checkout may sit in a 0700 home.
+readable_copy() {
+	local dir="$TMP/as-nobody"
+	chmod 0711 "$TMP"
+	mkdir -p "$dir"
+	chmod 0755 "$dir"
+	(cd "$TOP" && cp -p "$@" "$dir/")
+	echo "$dir"
+}
+
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+
 assert_eq() {
 	[ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"
 }

@@ -35,15 +35,14 @@ test_bad_arguments_give_usage_code() {
 }
 
 # The checkout may sit where nobody cannot enter (a 0700 home directory), so
-# nobody runs copies from a directory it can read, as a user's own clone would be.
+# nobody runs copies from a directory it can read.
 test_not_root() {
-	local nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups) dir="$TMP/as-nobody"
-	chmod 0711 "$TMP"
-	mkdir -m 0755 "$dir"
-	cp -p "$TOP/sockbypass" "$TOP/load.sh" "$TOP/unload.sh" "$TOP/Makefile" "$dir/"
-	expect 3 "needs root.*sudo" "${nobody[@]}" "$dir/sockbypass"
-	expect 3 "needs root.*sudo ./load.sh" "${nobody[@]}" "$dir/load.sh"
-	expect 3 "needs root.*sudo ./unload.sh" "${nobody[@]}" "$dir/unload.sh"
+	local dir
+	dir=$(readable_copy sockbypass load.sh unload.sh Makefile)
+	expect 3 "needs root.*sudo" "${NOBODY[@]}" "$dir/sockbypass"
+	expect 3 "needs root.*sudo ./load.sh" "${NOBODY[@]}" "$dir/load.sh"
+	expect 3 "needs root.*sudo ./unload.sh" "${NOBODY[@]}" "$dir/unload.sh"
+	expect 3 "scope needs root.*sudo" "${NOBODY[@]}" "$dir/sockbypass" scope
 	[ ! -e "$PIN" ] || fail "a failed non-root load left $PIN"
 }
 

@@ -58,9 +58,10 @@ test_peer_killed_or_closing_unread() {
 
 test_loader_killed_at_every_step_recovers() {
 	local cmd at
-	# BPF_OBJ_PIN (6): 7 maps, 3 programs, the link; BPF_LINK_CREATE (28): the attach
+	# BPF_OBJ_PIN (6): 9 maps, 3 programs (and the 2 sleeper links where the
+	# hook loads), the link; BPF_LINK_CREATE (28): the attach
 	for cmd in 6 28; do
-		for at in $(seq "$([ "$cmd" = 6 ] && echo 11 || echo 1)"); do
+		for at in $(seq "$([ "$cmd" = 6 ] && echo 13 || echo 1)"); do
 			NOBPF_KILL_CMD=$cmd NOBPF_KILL_AT=$at LD_PRELOAD="$TOP/.output/nobpf.so" \
 				"$SB" --cgroup "$CG" --pin-dir "$PIN" >/dev/null 2>&1
 			[ $? = 137 ] || fail "the loader was not killed at bpf command $cmd #$at"
