@@ -77,6 +77,10 @@ $(OUTPUT)/tcpmany: test/tcpmany.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
+$(OUTPUT)/stall: test/stall.c Makefile | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $< -o $@
+
 $(OUTPUT)/sockbench: bench/sockbench.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
@@ -112,7 +116,7 @@ $(OUTPUT)/tcpcheck: test/tcpcheck.c Makefile | $(OUTPUT)
 test:
 	./load.sh --deps-only --test-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
-		$(OUTPUT)/tcpmany
+		$(OUTPUT)/tcpmany $(OUTPUT)/stall
 	./test/run.sh $(TESTS)
 
 # The kernel matrix (root): the suite inside qemu guests running Debian's 6.1,
@@ -120,14 +124,14 @@ test:
 test-kernels:
 	./load.sh --deps-only --test-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
-		$(OUTPUT)/tcpmany
+		$(OUTPUT)/tcpmany $(OUTPUT)/stall
 	./test/kernels/matrix.sh $(KERNELS)
 
 # The stress suite (root, under 10 minutes): test/s_*.sh.
 stress:
 	./load.sh --deps-only --test-deps --stress-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
-		$(OUTPUT)/tcpmany $(OUTPUT)/asan/sockbypass $(OUTPUT)/fuzz_options
+		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/asan/sockbypass $(OUTPUT)/fuzz_options
 	SUITE=s ./test/run.sh $(TESTS)
 
 # Benchmarks (root): make bench, or make bench QUICK=1 for a headline run under a minute.
