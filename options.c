@@ -15,7 +15,6 @@ struct sb_env env = {
 	.scope = &scope_opts,
 	.pin_dir = SB_DEFAULT_PIN_DIR,
 	.timeout = 30,
-	.queue_limit = SB_DEFAULT_QUEUE_LIMIT,
 	.map_size = SB_SOCKHASH_MAX,
 };
 
@@ -50,7 +49,8 @@ static const struct argp_option opts[] = {
 	{ "prometheus", 'P', NULL, 0, "--status in Prometheus text format", 0 },
 	{ "timeout", 't', "SECONDS", 0, "--unload: how long to wait for readers to drain (default 30)", 0 },
 	{ "queue-limit", 'q', "BYTES", 0, "unread bypassed bytes a receiver may hold before "
-	  "its sender falls back to TCP until it caught up (default 64M; K/M/G suffixes)", 0 },
+	  "its sender falls back to TCP until it caught up (default: what TCP's buffers "
+	  "would hold, see README; K/M/G suffixes)", 0 },
 	{ "map-size", 'm', "SOCKETS", 0, "sockets the map holds (default 65536); "
 	  "connections beyond stay on TCP", 0 },
 	{ "only-ports", 'o', "LIST", 0, "bypass only connections with one end on these ports "

@@ -52,6 +52,7 @@ static const struct { const char *metric, *reason, *help; } prom[SB_C_NR] = {
 	[SB_C_FALLBACK_TCP_BUSY] = { "fallbacks", "tcp_busy", NULL },
 	[SB_C_RESUMED] = { "resumed", NULL, "Directions redirected again after TCP carried bytes" },
 	[SB_C_SKIP_EXCLUDED] = { "skipped", "excluded", NULL },
+	[SB_C_FALLBACK_MEMORY] = { "fallbacks", "memory", NULL },
 };
 
 /* nftw() has no context argument: the cgroup id being looked for. */
@@ -154,8 +155,11 @@ static void print_text(const struct status *st)
 	printf("loaded: %s\npin_dir: %s\n", strcmp(st->state, "loaded") ? st->state : "yes",
 	       env.pin_dir);
 	printf("cgroup: %s\n", st->cgroup[0] ? st->cgroup : "-");
-	printf("enabled: %u\ntrace: %s\nqueue_limit: %llu\n", st->cfg.enabled,
-	       st->cfg.trace ? "on" : "off", (unsigned long long)st->cfg.queue_limit);
+	printf("enabled: %u\ntrace: %s\n", st->cfg.enabled, st->cfg.trace ? "on" : "off");
+	if (st->cfg.queue_limit)
+		printf("queue_limit: %llu\n", (unsigned long long)st->cfg.queue_limit);
+	else
+		printf("queue_limit: auto\n");
 	if (st->have_scan)
 		printf("sockets: %u\nunread_bytes: %llu\n", st->scan.sockets, st->scan.queued);
 	if (st->have_scope)
@@ -205,7 +209,8 @@ static void print_prometheus(const struct status *st)
 	if (!loaded)
 		return;
 	gauge("enabled", "1 if sockets are redirected (0 while unloading)", st->cfg.enabled);
-	gauge("queue_limit_bytes", "Unread bypassed bytes a receiver may hold", st->cfg.queue_limit);
+	gauge("queue_limit_bytes", "Unread bypassed bytes a receiver may hold (0: follows TCP's buffers)",
+	      st->cfg.queue_limit);
 	if (st->have_scan) {
 		gauge("sockets", "Sockets in the SOCKHASH now", st->scan.sockets);
 		gauge("unread_bytes", "Redirected bytes not yet read by their receivers",

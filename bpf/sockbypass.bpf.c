@@ -187,10 +187,51 @@ struct wait_queue_entry___sb {
 	struct list_head___sb entry;
 } __attribute__((preserve_access_index));
 
+struct netns_ipv4___sb {
+	int sysctl_tcp_wmem[3];
+	int sysctl_tcp_rmem[3];
+} __attribute__((preserve_access_index));
+
+struct net___sb {
+	struct netns_ipv4___sb ipv4;
+} __attribute__((preserve_access_index));
+
+struct proto___sb {
+	long *memory_allocated; /* atomic_long_t: pages charged to TCP, host-wide */
+	unsigned long *memory_pressure;
+	long *sysctl_mem;      /* tcp_mem: min, pressure, max (pages) */
+} __attribute__((preserve_access_index));
+
+struct sock_common___sb {
+	struct proto___sb *skc_prot;
+	struct {
+		struct net___sb *net;
+	} skc_net; /* possible_net_t */
+} __attribute__((preserve_access_index));
+
+struct page_counter___sb {
+	struct {
+		long counter;
+	} usage; /* atomic_long_t */
+	unsigned long max;
+	struct page_counter___sb *parent;
+} __attribute__((preserve_access_index));
+
+struct mem_cgroup___sb {
+	struct page_counter___sb memory;
+	struct page_counter___sb tcpmem; /* cgroup v1 only */
+	bool tcpmem_active;
+} __attribute__((preserve_access_index));
+
 struct sock___sb {
+	struct sock_common___sb __sk_common;
 	void *sk_user_data;
 	struct socket_lock___sb sk_lock;
 	struct socket_wq___sb *sk_wq;
+	int sk_sndbuf;
+	int sk_rcvbuf;
+	__u8 sk_userlocks; /* a bit field on older kernels: read it with BPF_CORE_READ_BITFIELD_PROBED */
+	struct mem_cgroup___sb *sk_memcg;
 } __attribute__((preserve_access_index));
 
 struct tcp_sock___sb {
@@ -320,13 +361,16 @@ static __always_inline int sock_tuple(struct bpf_sock_ops *skops, struct sb_tupl
  */
 static __always_inline bool out_of_scope(struct bpf_sock_ops *skops)
 {
-	__u16 lport = skops->local_port;
-	__u16 rport = bpf_ntohl(skops->remote_port);
+	/* 32-bit, and checked: older verifiers (5.10) lose a u16's bounds */
+	__u32 lport = skops->local_port;
+	__u32 rport = bpf_ntohl(skops->remote_port);
 	struct sb_scope *sc;
 	__u32 zero = 0;
 
 	sc = bpf_map_lookup_elem(&sb_scope, &zero);
 	if (!sc || (!sc->only_count && !sc->excluded_count))
+		return false;
+	if (lport >= SB_PORTS || rport >= SB_PORTS)
 		return false;
 	if (sc->port[lport] == SB_PORT_EXCLUDED || sc->port[rport] == SB_PORT_EXCLUDED)
 		return true;
@@ -574,10 +618,177 @@ static __always_inline int pass(__u32 reason, __u32 size)
 	return SK_PASS;
 }
 
-/* Would one more message put the peer's unread queue over the limit? */
-static __always_inline bool peer_backlogged(struct sock___sb *peer, __u64 limit)
+#define SOCK_SNDBUF_LOCK 1
+#define SOCK_RCVBUF_LOCK 2
+#define PAGE_SHIFT___sb 12
+
+/*
+ * The most TCP would let sk buffer on one side: its send buffer (snd) or
+ * receive buffer, as far as autotuning may grow it (tcp_wmem/tcp_rmem[2]
+ * of its namespace), or what SO_SNDBUF/SO_RCVBUF fixed.
+ */
+static __always_inline __u64 tcp_buffer_ceiling(struct sock___sb *sk, bool snd)
 {
-	return psock_unread(peer, limit, SB_WALK_SEND_MAX) > limit;
+	struct net___sb *net = NULL;
+	int now = 0, max = 0;
+	__u8 locks;
+
+	if (snd)
+		read_kernel(now, &sk->sk_sndbuf);
+	else
+		read_kernel(now, &sk->sk_rcvbuf);
+	locks = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks);
+	if (locks & (snd ? SOCK_SNDBUF_LOCK : SOCK_RCVBUF_LOCK))
+		return now > 0 ? now : 0;
+	read_kernel(net, &sk->__sk_common.skc_net.net);
+	if (net && snd)
+		read_kernel(max, &net->ipv4.sysctl_tcp_wmem[2]);
+	else if (net)
+		read_kernel(max, &net->ipv4.sysctl_tcp_rmem[2]);
+	if (max < now)
+		max = now;
+	return max > 0 ? max : 0;
+}
+
+/*
+ * How many unread redirected bytes the peer may hold, given what plain TCP
+ * would let this connection hold: this socket's send buffer S (as far as it
+ * may grow) and the peer's receive buffer. A peer that does not read gets a
+ * quarter of S: with the S that TCP then takes after the fallback, 1.25
+ * times what TCP alone holds for a reader that does not read (S and the
+ * little its window offered). A peer that reads gets half of S plus the
+ * 1.5 times the ceiling R of its receive buffer: should it stop, it holds
+ * at most 1.5 times what TCP lets an autotuned reader hold (S + R).
+ */
+static __always_inline __u64 auto_queue_limit(struct sock___sb *me, struct sock___sb *peer,
+					      bool reading)
+{
+	__u64 snd = tcp_buffer_ceiling(me, true), lim;
+
+	lim = reading ? snd / 2 + tcp_buffer_ceiling(peer, false) * 3 / 2 : snd / 4;
+	return lim > SB_QUEUE_FLOOR ? lim : SB_QUEUE_FLOOR;
+}
+
+/*
+ * Is anyone waiting on sk: a reader asleep in recv(), or in poll, select or
+ * epoll on it? Such a peer is about to read, even before it took a byte.
+ */
+static __always_inline bool has_waiter(struct sock___sb *sk)
+{
+	struct socket_wq___sb *wq = NULL;
+	void *next = NULL;
+
+	read_kernel(wq, &sk->sk_wq);
+	if (!wq)
+		return false;
+	read_kernel(next, &wq->wait.head.next);
+	return next && next != &wq->wait.head;
+}
+
+/*
+ * Would one more message put the peer's unread queue over its bound? With
+ * --queue-limit the bound is that; otherwise it follows TCP's buffers and
+ * whether the peer reads: it took a message within the last SB_STALLED_NS,
+ * or it waits for data right now.
+ */
+static __always_inline bool peer_backlogged(struct sb_sock_state *st, struct sock___sb *me,
+					    struct sock___sb *peer, __u64 fixed)
+{
+	struct sk_psock___sb *psock;
+	__u64 unread, head = 0, now, limit;
+	bool empty;
+
+	if (fixed)
+		return psock_unread(peer, fixed, SB_WALK_SEND_MAX) > fixed;
+	psock = sk_psock_of(peer);
+	if (!psock)
+		return false;
+	read_kernel(head, &psock->ingress_msg.next);
+	now = bpf_ktime_get_ns();
+	empty = head == (__u64)&psock->ingress_msg;
+	/* the reader reads: it took everything we redirected, or the message
+	 * that was first at the last look (not: nothing was sent yet) */
+	if ((empty && st->redirected) ||
+	    (head != st->peer_head && st->peer_head && st->peer_head != (__u64)&psock->ingress_msg))
+		st->peer_read_ns = now;
+	st->peer_head = head;
+	unread = psock_unread(peer, SB_QUEUE_FLOOR, SB_WALK_SEND_MAX);
+	if (unread <= SB_QUEUE_FLOOR)
+		return false;
+	limit = auto_queue_limit(me, peer, (st->peer_read_ns && now - st->peer_read_ns < SB_STALLED_NS) ||
+						  has_waiter(peer));
+	/* a walked queue stopped counting at the floor: count up to the bound */
+	if (sb_walk_queue || !bpf_core_field_exists(struct sk_psock___sb, msg_tot_len))
+		unread = psock_unread(peer, limit, SB_WALK_SEND_MAX);
+	return unread > limit;
+}
+
+/* Is a page counter, or one of its first ancestors, too full for size more? */
+static __always_inline bool counter_full(struct page_counter___sb *c, __u64 pages)
+{
+	struct page_counter___sb *parent;
+	unsigned long max;
+	long usage;
+	int i;
+
+	for (i = 0; i < 4 && c; i++) {
+		usage = 0;
+		max = 0;
+		read_kernel(usage, &c->usage.counter);
+		read_kernel(max, &c->max);
+		/* headroom: 1/16 of the limit, at least 1 MiB (256 pages) */
+		if (usage > 0 && (__u64)usage + pages + 256 + (max >> 4) > max)
+			return true;
+		parent = NULL;
+		read_kernel(parent, &c->parent);
+		c = parent;
+	}
+	return false;
+}
+
+/*
+ * Could the kernel fail to charge the peer for size more bytes? It charges
+ * redirected bytes to the receiver (its receive memory since 6.13, its send
+ * memory before) against tcp_mem and its memory cgroup, and a refusal
+ * reaches the writer as ENOMEM or a short write. TCP instead waits for
+ * memory: hand the message to TCP before that line. Past tcp_mem's pressure
+ * threshold, or near the cgroup's limit (v1's kmem.tcp where it is on).
+ */
+static __always_inline bool peer_memory_tight(struct sock___sb *peer, __u32 size)
+{
+	struct proto___sb *prot = NULL;
+	struct mem_cgroup___sb *memcg = NULL;
+	long *allocated = NULL, *limits = NULL, pages = 0, pressure_at = 0;
+	unsigned long *pressure = NULL, under = 0;
+	__u64 need = (size >> PAGE_SHIFT___sb) + 1;
+	bool v1tcp = false;
+
+	read_kernel(prot, &peer->__sk_common.skc_prot);
+	if (prot) {
+		read_kernel(pressure, &prot->memory_pressure);
+		if (pressure)
+			read_kernel(under, pressure);
+		if (under)
+			return true;
+		read_kernel(allocated, &prot->memory_allocated);
+		read_kernel(limits, &prot->sysctl_mem);
+		if (allocated && limits) {
+			read_kernel(pages, allocated);
+			read_kernel(pressure_at, &limits[1]);
+			if (pressure_at > 0 && pages + (long)need >= pressure_at)
+				return true;
+		}
+	}
+	if (!bpf_core_field_exists(peer->sk_memcg))
+		return false;
+	read_kernel(memcg, &peer->sk_memcg);
+	if (!memcg)
+		return false;
+	if (bpf_core_field_exists(memcg->tcpmem_active))
+		read_kernel(v1tcp, &memcg->tcpmem_active);
+	if (v1tcp && bpf_core_field_exists(memcg->tcpmem))
+		return counter_full(&memcg->tcpmem, need);
+	return counter_full(&memcg->memory, need);
 }
 
 /*
@@ -709,10 +920,13 @@ int sb_sk_msg(struct sk_msg_md *msg)
 		count(SB_C_RESUMED, 1);
 		trace_msg("back to bypass", msg);
 	}
-	if (peer_backlogged(psk, cfg->queue_limit))
+	if (peer_backlogged(st, (void *)me, psk, cfg->queue_limit))
 		return to_tcp(SB_C_FALLBACK_BACKLOG, "peer's queue full");
+	if (peer_memory_tight(psk, size))
+		return to_tcp(SB_C_FALLBACK_MEMORY, "memory tight");
 	if (bpf_msg_redirect_hash(msg, &sb_sockhash, &st->peer.cookie, BPF_F_INGRESS) != SK_PASS)
 		return to_tcp(SB_C_FALLBACK_REDIRECT, "redirect refused");
+	st->redirected = 1;
 	count(SB_C_REDIRECTED_MSGS, 1);
 	count(SB_C_REDIRECTED_BYTES, size);
 	return SK_PASS;

@@ -18,7 +18,12 @@
 
 #define SB_SOCKHASH_MAX 65536
 #define SB_PENDING_MAX  16384
-#define SB_DEFAULT_QUEUE_LIMIT (64ULL << 20)
+/* --queue-limit 0 (the default): the bound follows TCP's buffers (README:
+ * "Memory"). Below the floor a queue is never counted as full. */
+#define SB_QUEUE_FLOOR (64U << 10)
+/* A reader that took nothing for this long counts as stalled: long enough
+ * for a reader starved of CPU by its writers (they never wait for it). */
+#define SB_STALLED_NS (1000ULL * 1000 * 1000)
 /* Kernels without sk_psock.msg_tot_len: queued messages the send path sums
  * before it counts a peer as behind (the loader's warning names it). */
 #define SB_WALK_SEND_MAX 256
@@ -70,8 +75,12 @@ struct sb_sock_state {
 	 * so while it stays here, redirecting cannot overtake a TCP byte.
 	 */
 	__u32 tcp_seq;
-	__u32 pad;
+	__u32 redirected; /* 1 once a message went to the peer */
 	struct sb_pending_key pending; /* what the client published, to forget at close */
+	/* the first message of the peer's queue at the last look, and when it
+	 * last changed: whether the peer reads (sender's lock held) */
+	__u64 peer_head;
+	__u64 peer_read_ns;
 };
 
 /*
@@ -97,7 +106,7 @@ struct sb_scope {
 struct sb_config {
 	__u32 enabled;
 	__u32 trace;       /* informational: the programs were built with tracing on */
-	__u64 queue_limit; /* unread redirected bytes a peer may hold; beyond, TCP carries */
+	__u64 queue_limit; /* unread redirected bytes a peer may hold (0: follows TCP's buffers) */
 	__u32 sleepers_counted; /* sb_wait_enter/exit are attached: sb_sleepers is exact */
 	__u32 pad;
 };
@@ -125,6 +134,7 @@ enum sb_counter {
 	SB_C_FALLBACK_TCP_BUSY,  /* earlier TCP bytes not all read yet, or a reader in tcp_recvmsg */
 	SB_C_RESUMED,            /* directions redirected again after TCP carried some bytes */
 	SB_C_SKIP_EXCLUDED,      /* connections kept on TCP by the port scope (at the client) */
+	SB_C_FALLBACK_MEMORY,    /* TCP memory or the peer's memory cgroup near its limit */
 	SB_C_NR,
 };
 
@@ -134,7 +144,7 @@ enum sb_counter {
 	"redirected_bytes", "passed_msgs", "passed_bytes",                  \
 	"fallback_unpaired", "fallback_disabled", "fallback_backlog",      \
 	"fallback_redirect", "fallback_no_state", "fallback_tcp_busy", "resumed", \
-	"skip_excluded"
+	"skip_excluded", "fallback_memory"
 
 /* One record per socket in the SOCKHASH, written by the drain iterator. */
 struct sb_drain_rec {
