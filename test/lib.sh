@@ -126,6 +126,15 @@ load() {
 		fail "load.sh failed: $(cat "$TMP/load.out")"
 }
 
+# load_roomy [ARGS...]: load with a fixed queue limit above any stream of the
+# test. For tests of pairing, namespaces and the wire, not of the bound: by
+# default a reader that neither waits nor has read yet (its thread not yet in
+# recv) gets the small bound of a stalled reader, and the start of a fast
+# stream may go to TCP (README: Memory).
+load_roomy() {
+	load --queue-limit 256M "$@"
+}
+
 unload() {
 	"$TOP/unload.sh" --pin-dir "$PIN" "$@" >"$TMP/unload.out" 2>&1 ||
 		fail "unload.sh failed: $(cat "$TMP/unload.out")"
@@ -218,6 +227,29 @@ new_netns() {
 	ip netns add "$1" || fail "ip netns add $1"
 	NETNS+=("$1")
 	ip -n "$1" link set lo up
+}
+
+# Join a memory-limited cgroup of the test's own: cgroup v2 where the memory
+# controller is on for our cgroup's parent, else the v1 memory hierarchy.
+# With "sockets" as a second argument the v1 limit is on socket memory only
+# (memory.kmem.tcp.limit_in_bytes: v1 charges sockets only where it is set).
+join_memory_limit() {
+	local limit=$1 what=${2:-} dir
+	if grep -qw memory "$CG_ROOT/cgroup.subtree_control" 2>/dev/null; then
+		echo "$limit" >"$CG/memory.max" || fail "memory.max"
+		return
+	fi
+	dir=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ { print $2; exit }' /proc/mounts)
+	[ -n "$dir" ] || fail "no memory controller in cgroup v2 nor v1"
+	dir="$dir/sockbypass-test-$$-mem"
+	mkdir "$dir" || fail "mkdir $dir"
+	EXTRA_CGROUPS+=("$dir")
+	if [ "$what" = sockets ]; then
+		echo "$limit" >"$dir/memory.kmem.tcp.limit_in_bytes" || fail "memory.kmem.tcp.limit_in_bytes"
+	else
+		echo "$limit" >"$dir/memory.limit_in_bytes" || fail "memory limit"
+	fi
+	echo "$BASHPID" >"$dir/cgroup.procs" || fail "join $dir"
 }
 
 # readable_copy FILE...: copies of FILEs (from the checkout) in a directory a

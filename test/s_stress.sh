@@ -96,23 +96,6 @@ test_10k_concurrent_connections_checked() {
 	echo "result: 10,000 concurrent connections ($held sockets in the map), 64 KiB checked each way on each"
 }
 
-# Join a memory-limited cgroup of the test's own: cgroup v2 where the memory
-# controller is on for our cgroup's parent, else the v1 memory hierarchy.
-join_memory_limit() {
-	local limit=$1 dir
-	if grep -qw memory "$CG_ROOT/cgroup.subtree_control" 2>/dev/null; then
-		echo "$limit" >"$CG/memory.max" || fail "memory.max"
-		return
-	fi
-	dir=$(awk '$3 == "cgroup" && $4 ~ /(^|,)memory(,|$)/ { print $2; exit }' /proc/mounts)
-	[ -n "$dir" ] || fail "no memory controller in cgroup v2 nor v1"
-	dir="$dir/sockbypass-test-$$-mem"
-	mkdir "$dir" || fail "mkdir $dir"
-	EXTRA_CGROUPS+=("$dir")
-	echo "$limit" >"$dir/memory.limit_in_bytes" || fail "memory limit"
-	echo "$BASHPID" >"$dir/cgroup.procs" || fail "join $dir"
-}
-
 test_memory_pressure_no_kernel_warnings() {
 	local before pids=() i
 	before=$(dmesg | wc -l)

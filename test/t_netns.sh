@@ -20,7 +20,7 @@ veth_pair() {
 
 test_veth_pair_payload_skips_the_wire() {
 	veth_pair
-	load
+	load_roomy
 	CAP_NS=$NSA capture_start sbva tcp
 	IN_NS=$NSA server -a 10.99.0.1 -p 9000 -s 16M -r 32M
 	ip netns exec "$NSB" "$TCPCHECK" -a 10.99.0.1 -p 9000 -s 32M -r 16M >/dev/null || fail "client v4"
@@ -49,7 +49,7 @@ test_bridge_payload_skips_the_wire() {
 		ip -n "$ns" link set "sbv$i" up
 		i=$((i + 1))
 	done
-	load
+	load_roomy
 	capture_start sbbr tcp
 	IN_NS=$NSA server -a 10.98.0.1 -p 9100 -s 8M -r 8M
 	ip netns exec "$NSB" "$TCPCHECK" -a 10.98.0.1 -p 9100 -s 8M -r 8M >/dev/null || fail "client"
@@ -89,7 +89,7 @@ test_identical_tuples_in_two_namespaces_never_meet() {
 	local round paired conflicts bytes collided=0
 	new_netns "sb-$$-1"
 	new_netns "sb-$$-2"
-	load
+	load_roomy
 	for round in 1 2 3 staggered; do
 		paired=$(counter paired) conflicts=$(counter skip_conflict) bytes=$(counter redirected_bytes)
 		STAGGER=${round#[0-9]} identical_tuples_round || fail "round $round"

@@ -49,14 +49,14 @@ test_early_writes_many_connections() {
 }
 
 test_half_close_client_first() {
-	load
+	load_roomy
 	# the client finishes and shuts down its side, the server keeps sending after
 	transfer 7300 -a 127.0.0.1 -s 16M -r 1M -S 300 -- -a 127.0.0.1 -s 1M -r 16M
 	assert_gt "$(counter redirected_bytes)" 16000000 "redirected bytes"
 }
 
 test_half_close_server_first() {
-	load
+	load_roomy
 	transfer 7301 -a ::1 -s 1M -r 16M -- -a ::1 -s 16M -r 1M -S 300
 	assert_gt "$(counter redirected_bytes)" 16000000 "redirected bytes"
 }

@@ -55,7 +55,7 @@ test_ipv6_and_v4_mapped_alike() {
 }
 
 test_scope_changes_while_loaded() {
-	load
+	load_roomy
 	"$SB" scope --pin-dir "$PIN" >"$TMP/scope.out" || fail "scope show: $(cat "$TMP/scope.out")"
 	assert_eq "$(cat "$TMP/scope.out")" "only_ports: -
 exclude_ports: -" "scope of a plain load"

@@ -21,6 +21,8 @@ ln -sf /proc/self/fd/0 /dev/stdin
 ln -sf /proc/self/fd/1 /dev/stdout
 ln -sf /proc/self/fd/2 /dev/stderr
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
+# as systemd would: the memory controller on for the tests' memory limits
+echo +memory >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
 mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 ip link set lo up
