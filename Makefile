@@ -137,8 +137,9 @@ stress:
 # Benchmarks (root): make bench, or make bench QUICK=1 for a headline run under a minute.
 bench:
 	./load.sh --deps-only --test-deps --bench-deps
-	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/sockbench
+	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/sockbench $(OUTPUT)/stall
 	QUICK=$(QUICK) ./bench/run.sh
+	QUICK=$(QUICK) ./bench/memory.sh
 
 install: $(BIN)
 	$(call msg,INSTALL,$(DESTDIR)$(SBINDIR))
