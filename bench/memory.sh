@@ -43,7 +43,7 @@ round() {
 	capture_start lo tcp port 5231
 	iperf3 -c 127.0.0.1 -p 5231 -n 1G -J >"$TMP/ip.json" 2>&1
 	read -r _ lo < <(capture_stop)
-	gbits=$(jq -r '.end.sum_sent.bits_per_second / 1e9' "$TMP/ip.json" 2>/dev/null || echo 0)
+	gbits=$(jq -r '.end.sum_sent.bits_per_second / 1e8 | floor / 10' "$TMP/ip.json" 2>/dev/null || echo 0)
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$rep" \
 		"$(field accepted_median)" "$(field tcp_mem_delta)" "$(field readback_s)" \
 		"$(field longest_stall_s)" "$gbits" "$lo" >>"$rows"

@@ -42,6 +42,7 @@ virtiofsd=/usr/lib/qemu/virtiofsd
 # 5.10 runs a subset to keep CI (90 minutes in all) in time: ~22 s a case under TCG
 oldest_cases="bypass:,backpressure: walked,backpressure: iperf3,backpressure: blocking,lifecycle: unload,netns: identical"
 oldest_cases+=",errors: degraded,order: fionread,order: waitall,trace: trace_lines,scope: excluded"
+oldest_cases+=",memory: stalled,memory: memory_limit"
 if [ $# -gt 0 ]; then kernels="$*"; else
 	kernels=${SB_KERNELS:-linux-image-cloud-amd64 linux-image-6.12-cloud-amd64
 		bullseye/linux-image-cloud-amd64@${oldest_cases// /+}}
