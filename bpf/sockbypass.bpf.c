@@ -275,15 +275,39 @@ static __always_inline struct sk_psock___sb *sk_psock_of(struct sock___sb *sk)
 }
 
 /*
- * Bytes redirected to sk that its owner has not read yet. Recent kernels
- * count them (msg_tot_len, 6.18 and stable backports such as 6.12.117);
- * elsewhere sum the ingress list, without its lock: a racing reader can only
- * make the figure stale, and probe reads of a freed entry fail safely. Stops
- * past "enough"; a list longer than "max" entries counts as enough + 1.
+ * sk's wait queue: its head, and its first entry (the head itself when no
+ * one waits). False if sk has no wait queue (no struct socket).
  */
-static __always_inline __u64 psock_unread(struct sock___sb *sk, __u64 enough, const int max)
+static __always_inline bool wait_queue_of(struct sock___sb *sk, void **head, void **first)
 {
-	struct sk_psock___sb *psock = sk_psock_of(sk);
+	struct socket_wq___sb *wq = NULL;
+
+	*head = NULL;
+	*first = NULL;
+	read_kernel(wq, &sk->sk_wq);
+	if (!wq)
+		return false;
+	*head = &wq->wait.head;
+	read_kernel(*first, &wq->wait.head.next);
+	return true;
+}
+
+/* Does the kernel count a psock's queued bytes (msg_tot_len), or are they walked? */
+static __always_inline bool queue_counted(void)
+{
+	return !sb_walk_queue && bpf_core_field_exists(struct sk_psock___sb, msg_tot_len);
+}
+
+/*
+ * Bytes redirected to psock's socket that its owner has not read yet. Recent
+ * kernels count them (msg_tot_len, 6.18 and stable backports such as
+ * 6.12.117); elsewhere sum the ingress list, without its lock: a racing
+ * reader can only make the figure stale, and probe reads of a freed entry
+ * fail safely. Stops past "enough"; a list longer than "max" entries counts
+ * as enough + 1.
+ */
+static __always_inline __u64 psock_unread(struct sk_psock___sb *psock, __u64 enough, const int max)
+{
 	struct sk_msg___sb *msg;
 	void *head, *next = NULL;
 	__u32 size, queued = 0;
@@ -292,7 +316,7 @@ static __always_inline __u64 psock_unread(struct sock___sb *sk, __u64 enough, co
 
 	if (!psock)
 		return 0;
-	if (!sb_walk_queue && bpf_core_field_exists(struct sk_psock___sb, msg_tot_len)) {
+	if (queue_counted()) {
 		read_kernel(queued, &psock->msg_tot_len);
 		return queued;
 	}
@@ -675,14 +699,9 @@ static __always_inline __u64 auto_queue_limit(struct sock___sb *me, struct sock_
  */
 static __always_inline bool has_waiter(struct sock___sb *sk)
 {
-	struct socket_wq___sb *wq = NULL;
-	void *next = NULL;
+	void *head, *next;
 
-	read_kernel(wq, &sk->sk_wq);
-	if (!wq)
-		return false;
-	read_kernel(next, &wq->wait.head.next);
-	return next && next != &wq->wait.head;
+	return wait_queue_of(sk, &head, &next) && next && next != head;
 }
 
 /*
@@ -694,32 +713,31 @@ static __always_inline bool has_waiter(struct sock___sb *sk)
 static __always_inline bool peer_backlogged(struct sb_sock_state *st, struct sock___sb *me,
 					    struct sock___sb *peer, __u64 fixed)
 {
-	struct sk_psock___sb *psock;
-	__u64 unread, head = 0, now, limit;
-	bool empty;
+	struct sk_psock___sb *psock = sk_psock_of(peer);
+	__u64 unread, head = 0, now, limit, empty_list;
 
 	if (fixed)
-		return psock_unread(peer, fixed, SB_WALK_SEND_MAX) > fixed;
-	psock = sk_psock_of(peer);
+		return psock_unread(psock, fixed, SB_WALK_SEND_MAX) > fixed;
 	if (!psock)
 		return false;
+	/* an empty list's first entry is the list head itself */
+	empty_list = (__u64)&psock->ingress_msg;
 	read_kernel(head, &psock->ingress_msg.next);
 	now = bpf_ktime_get_ns();
-	empty = head == (__u64)&psock->ingress_msg;
 	/* the reader reads: it took everything we redirected, or the message
 	 * that was first at the last look (not: nothing was sent yet) */
-	if ((empty && st->redirected) ||
-	    (head != st->peer_head && st->peer_head && st->peer_head != (__u64)&psock->ingress_msg))
+	if ((head == empty_list && st->redirected) ||
+	    (head != st->peer_head && st->peer_head && st->peer_head != empty_list))
 		st->peer_read_ns = now;
 	st->peer_head = head;
-	unread = psock_unread(peer, SB_QUEUE_FLOOR, SB_WALK_SEND_MAX);
+	unread = psock_unread(psock, SB_QUEUE_FLOOR, SB_WALK_SEND_MAX);
 	if (unread <= SB_QUEUE_FLOOR)
 		return false;
 	limit = auto_queue_limit(me, peer, (st->peer_read_ns && now - st->peer_read_ns < SB_STALLED_NS) ||
 						  has_waiter(peer));
 	/* a walked queue stopped counting at the floor: count up to the bound */
-	if (sb_walk_queue || !bpf_core_field_exists(struct sk_psock___sb, msg_tot_len))
-		unread = psock_unread(peer, limit, SB_WALK_SEND_MAX);
+	if (!queue_counted())
+		unread = psock_unread(psock, limit, SB_WALK_SEND_MAX);
 	return unread > limit;
 }
 
@@ -799,16 +817,12 @@ static __always_inline bool peer_memory_tight(struct sock___sb *peer, __u32 size
  */
 static __always_inline bool has_sleeper(struct sock___sb *sk)
 {
-	struct socket_wq___sb *wq = NULL;
 	struct wait_queue_entry___sb *w;
-	void *head, *next = NULL, *func;
+	void *head, *next, *func;
 	int i;
 
-	read_kernel(wq, &sk->sk_wq);
-	if (!wq)
+	if (!wait_queue_of(sk, &head, &next))
 		return true;
-	head = &wq->wait.head;
-	read_kernel(next, &wq->wait.head.next);
 	for (i = 0; i < WAITERS_MAX; i++) {
 		if (next == head)
 			return false;
@@ -991,7 +1005,7 @@ int sb_drain(struct bpf_iter__sockmap___sb *ctx)
 	if (!key || !ctx->sk)
 		return 0;
 	rec.cookie = *key;
-	rec.queued = psock_unread(ctx->sk, ~0U - 1, WALK_DRAIN_MAX);
+	rec.queued = psock_unread(sk_psock_of(ctx->sk), ~0U - 1, WALK_DRAIN_MAX);
 	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
 	return 0;
 }
