@@ -88,13 +88,15 @@ int probe_kernel(struct sb_features *f);
 void warn_degraded(const struct sb_features *f, bool trace);
 
 /* ports.c: port lists <-> struct sb_scope */
-struct sb_scope;
 int ports_apply(struct sb_scope *sc, const char *list, enum sb_port_class class, bool remove);
 #define SB_PORTS_TEXT_MAX (SB_PORTS * 6) /* the longest list ports_format can write */
 void ports_format(const struct sb_scope *sc, enum sb_port_class class, char *buf, size_t len);
 
 /* options.c */
 int sb_parse_options(int argc, char **argv, unsigned int flags);
+struct argp_state;
+/* an absolute, non-empty path of a sane length, or argp_error() */
+int check_path_arg(struct argp_state *state, const char *opt, const char *arg);
 
 /* status.c */
 int do_status(void);

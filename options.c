@@ -63,7 +63,7 @@ static const struct argp_option opts[] = {
 	{},
 };
 
-static int check_path_arg(struct argp_state *state, const char *opt, const char *arg)
+int check_path_arg(struct argp_state *state, const char *opt, const char *arg)
 {
 	if (!*arg)
 		argp_error(state, "%s: empty path", opt);

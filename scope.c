@@ -61,8 +61,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		req.lists[req.nlists++].list = arg;
 		break;
 	case 'p':
-		if (arg[0] != '/')
-			argp_error(state, "--pin-dir: '%s' is not an absolute path", arg);
+		check_path_arg(state, "--pin-dir", arg);
 		env.pin_dir = arg;
 		break;
 	case 'j':
