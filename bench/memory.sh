@@ -14,17 +14,8 @@ case "${1:-}" in
 	echo "Usage: sudo make bench [QUICK=1]   (this is its memory part: bench/memory.sh)"
 	exit 0 ;;
 esac
-if [ "$(id -u)" != 0 ]; then
-	echo "Error: the benchmark loads sockbypass: run 'sudo make bench'" >&2
-	exit 3
-fi
-if [ -z "${SB_BENCH_INNER:-}" ]; then
-	exec unshare -m -n --propagation private env SB_BENCH_INNER=1 "$0" "$@"
-fi
-
-# shellcheck source=test/lib.sh
-. "$top/test/lib.sh"
-sb_setup
+# shellcheck source=bench/enter.sh
+. "$here/enter.sh"
 STALL="$top/.output/stall"
 REPS=$([ "${QUICK:-0}" = 1 ] && echo 1 || echo 3)
 rows="$TMP/rows.tsv" # mode rep accepted tcp_mem readback stall gbits lo_bytes
@@ -45,11 +36,10 @@ round() {
 	read -r _ lo < <(capture_stop)
 	gbits=$(jq -r '.end.sum_sent.bits_per_second / 1e8 | floor / 10' "$TMP/ip.json" 2>/dev/null || echo 0)
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$rep" \
-		"$(field accepted_median)" "$(field tcp_mem_delta)" "$(field readback_s)" \
-		"$(field longest_stall_s)" "$gbits" "$lo" >>"$rows"
+		"$(stall_field accepted_median "$st")" "$(stall_field tcp_mem_delta "$st")" "$(stall_field readback_s "$st")" \
+		"$(stall_field longest_stall_s "$st")" "$gbits" "$lo" >>"$rows"
 	[ "$mode" = off ] || "$SB" --unload --pin-dir "$PIN" --timeout 5 >/dev/null
 }
-field() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$st"; }
 
 for rep in $(seq "$REPS"); do
 	for mode in off auto fixed; do round "$mode" "$rep"; done

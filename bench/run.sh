@@ -12,18 +12,8 @@ case "${1:-}" in
 	echo "Usage: sudo make bench [QUICK=1]   (QUICK: a headline run in under a minute)"
 	exit 0 ;;
 esac
-if [ "$(id -u)" != 0 ]; then
-	echo "Error: the benchmark loads sockbypass: run 'sudo make bench'" >&2
-	exit 3
-fi
-# our own mount and network namespace: a private lo, bpffs and nothing left behind
-if [ -z "${SB_BENCH_INNER:-}" ]; then
-	exec unshare -m -n --propagation private env SB_BENCH_INNER=1 "$0" "$@"
-fi
-
-# shellcheck source=test/lib.sh
-. "$top/test/lib.sh"
-sb_setup
+# shellcheck source=bench/enter.sh
+. "$here/enter.sh"
 BENCH="$top/.output/sockbench"
 
 if [ "${QUICK:-0}" = 1 ]; then

@@ -265,6 +265,11 @@ readable_copy() {
 
 NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 
+# stall_field NAME LINE: one NAME=value of a test/stall result line
+stall_field() {
+	sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"
+}
+
 assert_eq() {
 	[ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"
 }

@@ -5,11 +5,6 @@
 
 STALL="$TOP/.output/stall"
 
-# field NAME LINE: one NAME=value of a stall result line
-field() {
-	sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$2"
-}
-
 # 16 connections whose receivers do not read, non-blocking writers writing
 # until their writes stop going in: plain TCP and bypassed in the same test,
 # then everything read back and checked.
@@ -18,19 +13,19 @@ test_stalled_receivers_hold_what_tcp_holds() {
 	plain=$("$STALL" -n 16 -p 8400) || fail "plain TCP: $plain"
 	load
 	bypassed=$("$STALL" -n 16 -p 8401) || fail "bypassed: $bypassed"
-	p=$(field accepted_median "$plain") b=$(field accepted_median "$bypassed")
+	p=$(stall_field accepted_median "$plain") b=$(stall_field accepted_median "$bypassed")
 	assert_gt "$(counter redirected_bytes)" 0 "redirected bytes (the bypass carried part)"
 	assert_gt "$(counter fallback_backlog)" 0 "fallbacks to TCP at the bound"
 	# at most 1.5 times what plain TCP took in
 	[ "$((b * 2))" -le "$((p * 3))" ] ||
 		fail "a stalled receiver held $b bytes bypassed against $p with plain TCP (over 1.5x)"
 	echo "result: bytes taken in per stalled connection: plain $p, bypassed $b ($(awk -v b="$b" -v p="$p" 'BEGIN { printf "%.2f", b / p }')x)"
-	echo "result: read back: plain $(field readback_s "$plain") s (longest stall $(field longest_stall_s "$plain") s), bypassed $(field readback_s "$bypassed") s (longest stall $(field longest_stall_s "$bypassed") s)"
+	echo "result: read back: plain $(stall_field readback_s "$plain") s (longest stall $(stall_field longest_stall_s "$plain") s), bypassed $(stall_field readback_s "$bypassed") s (longest stall $(stall_field longest_stall_s "$bypassed") s)"
 	# a window probe would leave the read-back waiting 200 ms or more; under
 	# emulation (matrix guests) time itself stalls, so only the host judges it
 	if [ -z "${SB_GUEST:-}" ]; then
-		awk -v s="$(field longest_stall_s "$bypassed")" 'BEGIN { exit !(s < 0.15) }' ||
-			fail "the read-back stalled for $(field longest_stall_s "$bypassed") s (a window probe?)"
+		awk -v s="$(stall_field longest_stall_s "$bypassed")" 'BEGIN { exit !(s < 0.15) }' ||
+			fail "the read-back stalled for $(stall_field longest_stall_s "$bypassed") s (a window probe?)"
 	fi
 }
 

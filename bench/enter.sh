@@ -1,0 +1,15 @@
+# shellcheck shell=bash
+# Sourced by each benchmark script, after its --help: be root, re-run the
+# script in a mount and network namespace of its own (a private lo and bpffs,
+# nothing left behind), and set up test/lib.sh's cgroup there.
+if [ "$(id -u)" != 0 ]; then
+	echo "Error: the benchmark loads sockbypass: run 'sudo make bench'" >&2
+	exit 3
+fi
+if [ -z "${SB_BENCH_INNER:-}" ]; then
+	exec unshare -m -n --propagation private env SB_BENCH_INNER=1 "$0" "$@"
+fi
+top=${top:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+# shellcheck source=test/lib.sh
+. "$top/test/lib.sh"
+sb_setup
