@@ -13,11 +13,23 @@ iperf_lo_payload() {
 	read -r pkts bytes < <(capture_stop)
 }
 
+# No payload on lo but what sk_msg passed before the pair was complete: a
+# client writing at once (iperf3's 37-byte cookie) can beat the server end's
+# established callback, slow emulated guests on 5.10 do (README: Kernels).
+payload_off_lo() { # what
+	local unpaired passed
+	[ "$bytes" = 0 ] && return 0
+	unpaired=$(counter fallback_unpaired) passed=$(counter passed_bytes)
+	assert_gt "$unpaired" 0 "payload bytes on lo ($bytes), $1, but no write before pairing"
+	[ "$bytes" -le "$passed" ] && [ "$passed" -le 1024 ] ||
+		fail "payload bytes on lo, $1: $bytes (sk_msg passed $passed before pairing)"
+	echo "result: $bytes payload bytes on lo, written before the pair was complete"
+}
+
 test_ipv4_payload_skips_lo() {
 	load
 	iperf_lo_payload 127.0.0.1 127.0.0.1
-	assert_eq "$bytes" 0 "payload bytes on lo with the bypass loaded"
-	assert_eq "$pkts" 0 "payload packets on lo"
+	payload_off_lo "127.0.0.1"
 	assert_gt "$(counter paired)" 1 "pairs (iperf3 control + data)"
 	assert_gt "$(counter redirected_bytes)" 1000000 "redirected bytes"
 }
@@ -31,7 +43,7 @@ test_without_bypass_payload_crosses_lo() {
 test_ipv6_payload_skips_lo() {
 	load
 	iperf_lo_payload ::1 ::1
-	assert_eq "$bytes" 0 "payload bytes on lo over ::1"
+	payload_off_lo "::1"
 	assert_gt "$(counter paired)" 1 "pairs over ::1"
 }
 
@@ -39,7 +51,7 @@ test_ipv4_client_of_dual_stack_listener() {
 	load
 	# iperf3 -s without -B listens on :: and accepts 127.0.0.1 as v4-mapped AF_INET6
 	iperf_lo_payload "" 127.0.0.1
-	assert_eq "$bytes" 0 "payload bytes on lo, v4 client of a dual-stack listener"
+	payload_off_lo "v4 client of a dual-stack listener"
 	assert_gt "$(counter paired)" 1 "pairs, v4-mapped"
 }
 

@@ -60,15 +60,19 @@ test_unload_and_reload_mid_transfer_loses_nothing() {
 
 test_unload_waits_for_a_reader_that_does_not_read() {
 	load
-	server -a ::1 -p 7900 -s 0 -r 20M -P 4000
+	# the reader starts when the test says: a fixed pause was over before
+	# the unload's timeout on a slow (emulated) machine
+	server -a ::1 -p 7900 -s 0 -r 20M -G "$TMP/go"
 	"$TCPCHECK" -a ::1 -p 7900 -s 20M -r 0 >"$TMP/client.out" 2>&1 &
 	local client=$!
 	sleep 1
+	assert_gt "$(counter unread_bytes)" 0 "unread bypassed bytes before the unload (the case needs some)"
 	"$TOP/unload.sh" --pin-dir "$PIN" --timeout 1 >"$TMP/out" 2>&1
 	assert_eq "$?" 9 "exit code of an unload that must wait"
 	grep -q "still hold .* unread bypassed bytes.*nothing is lost" "$TMP/out" ||
 		fail "message: $(cat "$TMP/out")"
 	assert_eq "$(attached)" 0 "sockops attached while draining"
+	touch "$TMP/go"
 	wait "$client" || fail "client side broke: $(cat "$TMP/client.out")"
 	wait "$SERVER_PID" || fail "server side broke"
 	unload

@@ -32,7 +32,7 @@
 static struct {
 	bool listen, tfo, defer, peek, fionread, waitall, eagain_fatal, splice_read, quit, epoll;
 	long timer_us;
-	const char *addr, *port, *ready_file, *bind_port;
+	const char *addr, *port, *ready_file, *bind_port, *go_file;
 	unsigned long long seed;
 	unsigned long long send_bytes, recv_bytes;
 	size_t wchunk, rchunk;
@@ -131,6 +131,9 @@ static void *reader(void *arg)
 	}
 	if (o.read_start_ms)
 		sleep_us(o.read_start_ms * 1000);
+	/* -G: a test says when, however slow the machine (an emulated guest) */
+	while (o.go_file && access(o.go_file, F_OK))
+		sleep_us(20000);
 	for (;;) {
 		ssize_t n, np = -1;
 
@@ -387,7 +390,7 @@ static void usage(void)
 	fputs("usage: tcpcheck [-l] [-a ADDR] [-p PORT] [-s SEND_BYTES] [-r RECV_BYTES]\n"
 	      "  [-w WRITE_CHUNK] [-R READ_CHUNK] [-d READ_DELAY_US] [-P READ_START_MS]\n"
 	      "  [-S SEND_START_MS] [-g SEND_GAP_US] [-T TIMER_US] [-X splice reads] [-Q close unread] [-F tfo] [-D defer-accept] [-K peek] [-I fionread]\n"
-	      "  [-W waitall] [-E EAGAIN is fatal] [-e epoll reader] [-f READY_FILE] [-k SEED] [-b SRC_PORT]\n", stderr);
+	      "  [-W waitall] [-E EAGAIN is fatal] [-e epoll reader] [-f READY_FILE] [-G GO_FILE] [-k SEED] [-b SRC_PORT]\n", stderr);
 	exit(2);
 }
 
@@ -395,7 +398,7 @@ int main(int argc, char **argv)
 {
 	int c;
 
-	while ((c = getopt(argc, argv, "la:p:s:r:w:R:d:P:S:g:T:XQFDKIWEef:k:b:h")) != -1) {
+	while ((c = getopt(argc, argv, "la:p:s:r:w:R:d:P:S:g:T:XQFDKIWEef:G:k:b:h")) != -1) {
 		switch (c) {
 		case 'l': o.listen = true; break;
 		case 'a': o.addr = optarg; break;
@@ -419,6 +422,7 @@ int main(int argc, char **argv)
 		case 'E': o.eagain_fatal = true; break;
 		case 'e': o.epoll = true; break;
 		case 'f': o.ready_file = optarg; break;
+		case 'G': o.go_file = optarg; break;
 		case 'k': o.seed = num(optarg); break;
 		case 'b': o.bind_port = optarg; break;
 		default: usage();
