@@ -63,13 +63,14 @@ $(OUTPUT)/%.bpf.o: bpf/%.bpf.c Makefile | $(OUTPUT) check-tools
 
 $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
-	$(Q)$(BPFTOOL) gen skeleton $< name sockbypass_bpf > $@
+	$(Q)$(BPFTOOL) gen skeleton $< name $(notdir $*)_bpf > $@
 
 LOADER_OBJS := $(OUTPUT)/loader.o $(OUTPUT)/options.o $(OUTPUT)/pins.o $(OUTPUT)/status.o \
-	$(OUTPUT)/features.o $(OUTPUT)/ports.o $(OUTPUT)/scope.o $(OUTPUT)/errmsg.o
+	$(OUTPUT)/features.o $(OUTPUT)/ports.o $(OUTPUT)/scope.o $(OUTPUT)/errmsg.o \
+	$(OUTPUT)/splice_load.o
 
-# every loader object waits for the skeleton: loader.c includes it
-$(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTPUT)
+# every loader object waits for the skeletons: loader.c and splice_load.c include them
+$(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(OUTPUT)/sockbypass.skel.h $(OUTPUT)/splice.skel.h Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT) -Ibpf -MMD -MP -c $< -o $@
 
@@ -87,8 +88,9 @@ $(OUTPUT)/sockbench: bench/sockbench.c Makefile | $(OUTPUT)
 
 # The loader with ASan and UBSan, for the error-path tests (SOCKBYPASS_BIN=...).
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LOADER_SRCS := loader.c options.c pins.c status.c features.c ports.c scope.c errmsg.c
-$(OUTPUT)/asan/sockbypass: $(LOADER_SRCS) loader.h $(OUTPUT)/sockbypass.skel.h Makefile | $(OUTPUT)
+LOADER_SRCS := loader.c options.c pins.c status.c features.c ports.c scope.c errmsg.c splice_load.c
+$(OUTPUT)/asan/sockbypass: $(LOADER_SRCS) loader.h $(OUTPUT)/sockbypass.skel.h $(OUTPUT)/splice.skel.h \
+		Makefile | $(OUTPUT)
 	$(call msg,CC-ASAN,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) -g -O1 $(SANITIZE) -I$(OUTPUT) -Ibpf $(LOADER_SRCS) $(LIBBPF_LIBS) -o $@

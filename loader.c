@@ -226,7 +226,7 @@ static int do_load(void)
 		ret = errno_exit(err);
 		goto out;
 	}
-	err = pin_maps(skel->obj);
+	err = pin_maps(skel->obj, sb_local_maps, sb_local_maps_nr);
 	if (err) {
 		ret = errno_exit(err);
 		goto out_unpin;
@@ -254,7 +254,14 @@ static int do_load(void)
 		goto out_unpin;
 	}
 
-	/* 5. traffic is touched last: attach sockops and pin the link */
+	/* 5. the proxy splice: inert until a proxy registers a pair */
+	err = splice_load();
+	if (err) {
+		ret = err == -EPERM ? SB_EXIT_PERM : SB_EXIT_LOAD;
+		goto out_unpin;
+	}
+
+	/* 6. traffic is touched last: attach sockops and pin the link */
 	link = bpf_program__attach_cgroup(skel->progs.sb_sockops, cg_fd);
 	if (!link) {
 		err = -errno;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <linux/types.h>
 #include "sockbypass.h"
+#include "splice.h"
 
 /* Exit codes: listed in --help and README.md; scripts pass them through. */
 enum sb_exit {
@@ -62,7 +63,9 @@ int obj_get(const char *name);
 struct bpf_object;
 struct bpf_program;
 struct bpf_link;
-int pin_maps(struct bpf_object *obj);
+extern const char *const sb_local_maps[], *const sb_splice_maps[];
+extern const size_t sb_local_maps_nr, sb_splice_maps_nr;
+int pin_maps(struct bpf_object *obj, const char *const *names, size_t n);
 int pin_prog(struct bpf_program *prog, const char *name);
 int pin_link(struct bpf_link *link, const char *name);
 void unpin_all(void);
@@ -97,6 +100,16 @@ int sb_parse_options(int argc, char **argv, unsigned int flags);
 struct argp_state;
 /* an absolute, non-empty path of a sane length, or argp_error() */
 int check_path_arg(struct argp_state *state, const char *opt, const char *arg);
+
+/* splice_load.c: the proxy splice's kernel side */
+int splice_load(void);
+struct splice_status {
+	bool present;                  /* its maps are pinned */
+	unsigned long long directions; /* entries of sbs_dirs: two per registered pair */
+	__u64 counters[SBS_C_NR];
+};
+void splice_gather(struct splice_status *st);
+void splice_print(const struct splice_status *st, enum sb_format format);
 
 /* status.c */
 int do_status(void);

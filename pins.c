@@ -8,13 +8,21 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "sockbypass.h"
+#include "splice.h"
 #include "loader.h"
 
-static const char *const pinned_maps[] = {
+const char *const sb_local_maps[] = {
 	"sb_sockhash", "sb_pairs", "sb_hints", "sb_pending",
 	"sb_state", "sb_config", "sb_counters", "sb_sleepers", "sb_scope",
 };
-static const char *const pinned_progs[] = { SB_PIN_SOCKOPS, SB_PIN_SK_MSG, SB_PIN_DRAIN };
+const size_t sb_local_maps_nr = ARRAY_SIZE(sb_local_maps);
+/* the proxy splice's (splice_load.c) */
+const char *const sb_splice_maps[] = {
+	SBS_PIN_SOCKHASH, SBS_PIN_DIRS, SBS_PIN_HOLD, SBS_PIN_COUNTERS,
+};
+const size_t sb_splice_maps_nr = ARRAY_SIZE(sb_splice_maps);
+static const char *const pinned_progs[] = { SB_PIN_SOCKOPS, SB_PIN_SK_MSG, SB_PIN_DRAIN,
+					    SBS_PIN_VERDICT };
 /* links beside the cgroup's (SB_PIN_LINK), which stands for "loaded" */
 static const char *const pinned_links[] = { SB_PIN_WAIT_ENTER_LINK, SB_PIN_WAIT_EXIT_LINK };
 
@@ -37,8 +45,10 @@ int known_pins(void)
 	int n = pin_exists(SB_PIN_LINK);
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(pinned_maps); i++)
-		n += pin_exists(pinned_maps[i]);
+	for (i = 0; i < sb_local_maps_nr; i++)
+		n += pin_exists(sb_local_maps[i]);
+	for (i = 0; i < sb_splice_maps_nr; i++)
+		n += pin_exists(sb_splice_maps[i]);
 	for (i = 0; i < ARRAY_SIZE(pinned_progs); i++)
 		n += pin_exists(pinned_progs[i]);
 	for (i = 0; i < ARRAY_SIZE(pinned_links); i++)
@@ -61,17 +71,17 @@ static int pinned(int err, const char *path)
 	return err;
 }
 
-/* Pin each of our maps under its own name. */
-int pin_maps(struct bpf_object *obj)
+/* Pin each of obj's maps named in names under its own name. */
+int pin_maps(struct bpf_object *obj, const char *const *names, size_t n)
 {
 	char path[PATH_MAX];
 	size_t i;
 	int err;
 
-	for (i = 0; i < ARRAY_SIZE(pinned_maps); i++) {
-		struct bpf_map *map = bpf_object__find_map_by_name(obj, pinned_maps[i]);
+	for (i = 0; i < n; i++) {
+		struct bpf_map *map = bpf_object__find_map_by_name(obj, names[i]);
 
-		pin_path(path, sizeof(path), pinned_maps[i]);
+		pin_path(path, sizeof(path), names[i]);
 		err = pinned(map ? bpf_map__pin(map, path) : -ENOENT, path);
 		if (err)
 			return err;
@@ -111,8 +121,12 @@ void unpin_all(void)
 		pin_path(path, sizeof(path), pinned_progs[i]);
 		unlink(path);
 	}
-	for (i = 0; i < ARRAY_SIZE(pinned_maps); i++) {
-		pin_path(path, sizeof(path), pinned_maps[i]);
+	for (i = 0; i < sb_local_maps_nr; i++) {
+		pin_path(path, sizeof(path), sb_local_maps[i]);
+		unlink(path);
+	}
+	for (i = 0; i < sb_splice_maps_nr; i++) {
+		pin_path(path, sizeof(path), sb_splice_maps[i]);
 		unlink(path);
 	}
 	rmdir(env.pin_dir);

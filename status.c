@@ -26,6 +26,7 @@ struct status {
 	__u64 counters[SB_C_NR];
 	bool have_scope;
 	struct sb_scope scope;
+	struct splice_status splice;
 };
 
 static const char *const counter_names[SB_C_NR] = { SB_COUNTER_NAMES };
@@ -134,6 +135,7 @@ static void gather(struct status *st)
 		close(prog_fd);
 	read_counters(st->counters);
 	st->have_scope = scope_read(&st->scope);
+	splice_gather(&st->splice);
 }
 
 static void json_string(const char *s)
@@ -166,6 +168,8 @@ static void print_text(const struct status *st)
 		scope_print(&st->scope, FORMAT_TEXT);
 	for (int i = 0; i < SB_C_NR; i++)
 		printf("%s: %llu\n", counter_names[i], (unsigned long long)st->counters[i]);
+	if (st->splice.present)
+		splice_print(&st->splice, FORMAT_TEXT);
 }
 
 static void print_json(const struct status *st)
@@ -192,7 +196,12 @@ static void print_json(const struct status *st)
 	for (int i = 0; i < SB_C_NR; i++)
 		printf("%s\"%s\":%llu", i ? "," : "", counter_names[i],
 		       (unsigned long long)st->counters[i]);
-	printf("}}\n");
+	printf("}");
+	if (st->splice.present) {
+		putchar(',');
+		splice_print(&st->splice, FORMAT_JSON);
+	}
+	printf("}\n");
 }
 
 static void gauge(const char *name, const char *help, unsigned long long v)
@@ -235,6 +244,8 @@ static void print_prometheus(const struct status *st)
 				       (unsigned long long)st->counters[j]);
 		}
 	}
+	if (st->splice.present)
+		splice_print(&st->splice, FORMAT_PROMETHEUS);
 }
 
 int do_status(void)

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The proxy splice: types and names shared by its verdict program, the
+ * loader and libsockbypass-splice. A proxy registers its two sockets of one
+ * connection (client, backend); each skb either socket receives goes from
+ * sbs_verdict to the other socket's egress.
+ */
+#ifndef SOCKBYPASS_SPLICE_H_SHARED
+#define SOCKBYPASS_SPLICE_H_SHARED
+
+#include <linux/types.h>
+
+/* Pins, in the pin dir beside the local bypass's. */
+#define SBS_PIN_SOCKHASH "sbs_sockhash"
+#define SBS_PIN_DIRS     "sbs_dirs"
+#define SBS_PIN_HOLD     "sbs_hold"
+#define SBS_PIN_COUNTERS "sbs_counters"
+#define SBS_PIN_VERDICT  "sbs_verdict"
+
+#define SBS_SOCKHASH_MAX 65536
+
+/*
+ * One direction of a registered pair, keyed by the cookie of the socket the
+ * bytes arrive on (the source). Written by the library before either socket
+ * enters sbs_sockhash; the verdict counts into it.
+ */
+struct sbs_dir {
+	__u64 peer;             /* cookie of the destination socket */
+	__u64 redirected_bytes; /* handed to the destination's egress queue */
+	__u64 redirected_msgs;
+	__u64 passed_bytes;     /* left on the source for the library to copy */
+	__u32 passing;          /* 1: from now on skbs stay on the source (the verdict sets it) */
+	__u32 pad;
+};
+
+/* Per-CPU counters, one array slot each. Keep SBS_COUNTER_NAMES in step. */
+enum sbs_counter {
+	SBS_C_REDIRECTED_MSGS,
+	SBS_C_REDIRECTED_BYTES,
+	SBS_C_FIN,              /* zero-length skbs (a FIN TCP already took): dropped */
+	SBS_C_PASS_UNREGISTERED,/* skbs of a socket with no direction entry */
+	SBS_C_PASS_HELD,        /* skbs left on the source: the library holds it (destination behind) */
+	SBS_C_PASS_REFUSED,     /* redirect refused by the kernel: destination gone */
+	SBS_C_NR,
+};
+
+#define SBS_COUNTER_NAMES                                               \
+	"redirected_msgs", "redirected_bytes", "fin", "pass_unregistered", \
+	"pass_held", "pass_refused"
+
+#endif
