@@ -36,7 +36,7 @@ endif
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(BIN)
+all: $(BIN) sockbypass-proxy $(OUTPUT)/libsockbypass-splice.a $(OUTPUT)/libsockbypass-splice.so
 
 help:
 	@echo 'make [V=1]      build ./$(BIN) (needs clang, bpftool, libbpf-dev)'
@@ -73,6 +73,24 @@ LOADER_OBJS := $(OUTPUT)/loader.o $(OUTPUT)/options.o $(OUTPUT)/pins.o $(OUTPUT)
 $(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(OUTPUT)/sockbypass.skel.h $(OUTPUT)/splice.skel.h Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT) -Ibpf -MMD -MP -c $< -o $@
+
+# libsockbypass-splice (static and shared) and sockbypass-proxy, its forwarder
+$(OUTPUT)/lib/splice.o: lib/splice.c lib/sockbypass_splice.h bpf/splice.h Makefile | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=default -Ilib -Ibpf -c $< -o $@
+
+$(OUTPUT)/libsockbypass-splice.a: $(OUTPUT)/lib/splice.o
+	$(call msg,AR,$@)
+	$(Q)$(AR) rcs $@ $^
+
+$(OUTPUT)/libsockbypass-splice.so: $(OUTPUT)/lib/splice.o
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libsockbypass-splice.so.0 $^ $(LIBBPF_LIBS) -o $@
+
+sockbypass-proxy: proxy/sockbypass-proxy.c lib/sockbypass_splice.h $(OUTPUT)/libsockbypass-splice.a Makefile
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) -Ilib $< $(OUTPUT)/libsockbypass-splice.a $(LIBBPF_LIBS) -o $@
 
 $(OUTPUT)/tcpmany: test/tcpmany.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -143,7 +161,7 @@ bench:
 	QUICK=$(QUICK) ./bench/run.sh
 	QUICK=$(QUICK) ./bench/memory.sh
 
-install: $(BIN)
+install: $(BIN) sockbypass-proxy $(OUTPUT)/libsockbypass-splice.a $(OUTPUT)/libsockbypass-splice.so
 	$(call msg,INSTALL,$(DESTDIR)$(SBINDIR))
 	$(Q)$(INSTALL) -m 0755 -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
 	$(Q)$(INSTALL) -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/sockbypass
@@ -166,6 +184,6 @@ lint:
 
 clean:
 	$(call msg,CLEAN)
-	$(Q)rm -rf $(OUTPUT) $(BIN)
+	$(Q)rm -rf $(OUTPUT) $(BIN) sockbypass-proxy
 
 -include $(wildcard $(OUTPUT)/*.d)

@@ -28,7 +28,6 @@ int splice_load(void)
 	}
 	bpf_map__set_max_entries(skel->maps.sbs_sockhash, env.map_size);
 	bpf_map__set_max_entries(skel->maps.sbs_dirs, env.map_size);
-	bpf_map__set_max_entries(skel->maps.sbs_hold, env.map_size);
 	err = splice_bpf__load(skel);
 	if (err) {
 		err_line("the kernel refused the proxy splice's verdict program: %s", strerror(-err));

@@ -4,7 +4,8 @@
  * kernel. sbs_verdict runs for every skb a registered socket receives and
  * hands it to the other socket's egress queue, or leaves it on the source
  * socket, where the proxy (libsockbypass-splice) copies it: never a drop of
- * a byte.
+ * a byte. Not yet bounded: a destination that does not drain lets the
+ * kernel queue what its source receives (README: Proxy splice).
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -28,19 +29,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sbs_dir);
 } sbs_dirs SEC(".maps");
-
-/*
- * source cookie -> 1: the library asks that skbs stay on the source, its
- * destination being too far behind (bounded memory: the source's TCP window
- * closes). Its own map, so that the library never rewrites what the verdict
- * counts in sbs_dirs.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SBS_SOCKHASH_MAX);
-	__type(key, __u64);
-	__type(value, __u32);
-} sbs_hold SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -77,7 +65,7 @@ SEC("sk_skb/stream_verdict")
 int sbs_verdict(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
-	__u32 len = skb->len, *hold;
+	__u32 len = skb->len;
 	struct sbs_dir *d;
 
 	/*
@@ -93,9 +81,6 @@ int sbs_verdict(struct __sk_buff *skb)
 	if (!d)
 		return leave(NULL, len, SBS_C_PASS_UNREGISTERED);
 	if (d->passing)
-		return leave(d, len, SBS_C_PASS_HELD);
-	hold = bpf_map_lookup_elem(&sbs_hold, &cookie);
-	if (hold && *hold)
 		return leave(d, len, SBS_C_PASS_HELD);
 	/* SK_PASS here means "redirect it": the kernel's own verdict is internal */
 	if (bpf_sk_redirect_hash(skb, &sbs_sockhash, &d->peer, 0) != SK_PASS)

@@ -13,7 +13,6 @@
 /* Pins, in the pin dir beside the local bypass's. */
 #define SBS_PIN_SOCKHASH "sbs_sockhash"
 #define SBS_PIN_DIRS     "sbs_dirs"
-#define SBS_PIN_HOLD     "sbs_hold"
 #define SBS_PIN_COUNTERS "sbs_counters"
 #define SBS_PIN_VERDICT  "sbs_verdict"
 
@@ -39,7 +38,7 @@ enum sbs_counter {
 	SBS_C_REDIRECTED_BYTES,
 	SBS_C_FIN,              /* zero-length skbs (a FIN TCP already took): dropped */
 	SBS_C_PASS_UNREGISTERED,/* skbs of a socket with no direction entry */
-	SBS_C_PASS_HELD,        /* skbs left on the source: the library holds it (destination behind) */
+	SBS_C_PASS_HELD,        /* skbs left on the source after an earlier one was */
 	SBS_C_PASS_REFUSED,     /* redirect refused by the kernel: destination gone */
 	SBS_C_NR,
 };

@@ -21,8 +21,9 @@ payload_off_lo() { # what
 	[ "$bytes" = 0 ] && return 0
 	unpaired=$(counter fallback_unpaired) passed=$(counter passed_bytes)
 	assert_gt "$unpaired" 0 "payload bytes on lo ($bytes), $1, but no write before pairing"
-	[ "$bytes" -le "$passed" ] && [ "$passed" -le 1024 ] ||
+	if [ "$bytes" -gt "$passed" ] || [ "$passed" -gt 1024 ]; then
 		fail "payload bytes on lo, $1: $bytes (sk_msg passed $passed before pairing)"
+	fi
 	echo "result: $bytes payload bytes on lo, written before the pair was complete"
 }
 

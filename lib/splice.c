@@ -1,0 +1,565 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * libsockbypass-splice: one pair is two directions; each direction moves the
+ * bytes one socket receives to the other, then passes its EOF on, only once
+ * every byte before it is in the destination's TCP.
+ *
+ * In sockmap mode the kernel (sbs_verdict) moves the bytes. What it leaves
+ * on the source (a redirect was refused) the library copies, but only after the destination's TCP holds every
+ * byte the kernel sent on before it: nothing overtakes. Byte counts come
+ * from TCP itself (tcpi_bytes_received, tcpi_bytes_acked + SIOCOUTQ), so
+ * "done" means delivered to TCP, not "the socket said EOF".
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <linux/tcp.h> /* glibc's tcp_info lacks the byte counts */
+#include <linux/sockios.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include "splice.h"
+#include "sockbypass.h"
+#include "sockbypass_splice.h"
+
+#define COPY_BUF (64 << 10)
+#define TICK_MS 20
+
+struct sbs {
+	enum sbs_mode mode;
+	int sockhash_fd, dirs_fd;
+	int local_fd; /* the local bypass's sb_sockhash */
+	char why[256];
+};
+
+struct dir {
+	int src, dst;
+	__u64 src_cookie;
+	bool sockmap;          /* the kernel moves this direction's bytes */
+	bool rdhup;            /* src saw its peer's FIN */
+	bool done;             /* EOF passed on: shutdown(dst, SHUT_WR) */
+	unsigned long long moved;
+	/* bytes of src the app read before us; of dst's TCP before us */
+	unsigned long long src_base, dst_base;
+	unsigned long long user_read, user_written; /* our own copies */
+	/* copy and splice */
+	char *buf;
+	size_t len, off;
+	int pipe[2];
+	size_t in_pipe;
+};
+
+struct sbs_pair {
+	struct sbs *s;
+	enum sbs_mode mode;
+	bool registered;
+	struct dir d[2]; /* a -> b, b -> a */
+};
+
+const char *sbs_mode_name(enum sbs_mode mode)
+{
+	switch (mode) {
+	case SBS_SOCKMAP: return "sockmap";
+	case SBS_SPLICE: return "splice";
+	case SBS_COPY: return "copy";
+	default: return "auto";
+	}
+}
+
+/* Verdict-only sockmap (no stream parser) came with Linux 5.13. */
+static bool kernel_has_verdict_only(void)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	bool ok = false;
+	int id;
+
+	if (!vmlinux)
+		return false;
+	id = btf__find_by_name_kind(vmlinux, "sk_psock_progs", BTF_KIND_STRUCT);
+	if (id > 0) {
+		const struct btf_type *t = btf__type_by_id(vmlinux, id);
+		const struct btf_member *m = btf_members(t);
+
+		for (int i = 0; i < btf_vlen(t); i++)
+			if (!strcmp(btf__name_by_offset(vmlinux, m[i].name_off), "skb_verdict"))
+				ok = true;
+	}
+	btf__free(vmlinux);
+	return ok;
+}
+
+static int open_pin(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return bpf_obj_get(path);
+}
+
+/* sockmap's maps, or why not (errno). */
+static int open_sockmap(struct sbs *s, const char *pin_dir)
+{
+	if (!kernel_has_verdict_only()) {
+		snprintf(s->why, sizeof(s->why), "this kernel has no verdict-only sockmap (Linux 5.13+)");
+		return -EOPNOTSUPP;
+	}
+	s->sockhash_fd = open_pin(pin_dir, SBS_PIN_SOCKHASH);
+	if (s->sockhash_fd < 0) {
+		int err = errno == EACCES ? EPERM : errno;
+
+		snprintf(s->why, sizeof(s->why), err == ENOENT ?
+			 "sockbypass is not loaded at %s (sudo ./load.sh)" :
+			 "cannot open %s/" SBS_PIN_SOCKHASH ": %s (sockmap needs root)",
+			 pin_dir, strerror(err));
+		return -err;
+	}
+	s->dirs_fd = open_pin(pin_dir, SBS_PIN_DIRS);
+	s->local_fd = open_pin(pin_dir, "sb_sockhash");
+	if (s->dirs_fd < 0) {
+		snprintf(s->why, sizeof(s->why), "%s holds a partial load: %s", pin_dir,
+			 strerror(errno));
+		return -ENOENT;
+	}
+	return 0;
+}
+
+struct sbs *sbs_open(enum sbs_mode mode, const char *pin_dir)
+{
+	struct sbs *s = calloc(1, sizeof(*s));
+	int err = 0;
+
+	if (!s)
+		return NULL;
+	s->sockhash_fd = s->dirs_fd = s->local_fd = -1;
+	if (!pin_dir)
+		pin_dir = SB_DEFAULT_PIN_DIR;
+	libbpf_set_print(NULL); /* the library prints nothing */
+	if (mode == SBS_AUTO || mode == SBS_SOCKMAP) {
+		err = open_sockmap(s, pin_dir);
+		if (!err) {
+			s->mode = SBS_SOCKMAP;
+			snprintf(s->why, sizeof(s->why), "sockmap: sockbypass is loaded at %s", pin_dir);
+			return s;
+		}
+		if (mode == SBS_SOCKMAP) {
+			sbs_close(s);
+			errno = -err;
+			return NULL;
+		}
+	}
+	if (mode == SBS_AUTO) {
+		char found[sizeof(s->why)];
+
+		memcpy(found, s->why, sizeof(found));
+		snprintf(s->why, sizeof(s->why), "splice: %.200s", found);
+		s->mode = SBS_SPLICE;
+	} else {
+		s->mode = mode;
+		snprintf(s->why, sizeof(s->why), "%s: asked for", sbs_mode_name(mode));
+	}
+	return s;
+}
+
+void sbs_close(struct sbs *s)
+{
+	if (!s)
+		return;
+	if (s->sockhash_fd >= 0)
+		close(s->sockhash_fd);
+	if (s->dirs_fd >= 0)
+		close(s->dirs_fd);
+	if (s->local_fd >= 0)
+		close(s->local_fd);
+	free(s);
+}
+
+enum sbs_mode sbs_mode(const struct sbs *s) { return s->mode; }
+const char *sbs_why(const struct sbs *s) { return s->why; }
+enum sbs_mode sbs_pair_mode(const struct sbs_pair *p) { return p->mode; }
+
+static int tcp_info_of(int fd, struct tcp_info *ti)
+{
+	socklen_t len = sizeof(*ti);
+
+	memset(ti, 0, sizeof(*ti));
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len);
+}
+
+/* Bytes (and a FIN, as 1) fd's TCP has received; of those, not yet read. */
+static int received(int fd, unsigned long long *total, unsigned long long *unread)
+{
+	struct tcp_info ti;
+	int inq = 0;
+
+	if (tcp_info_of(fd, &ti) || ioctl(fd, SIOCINQ, &inq))
+		return -errno;
+	*total = ti.tcpi_bytes_received;
+	*unread = inq > 0 ? inq : 0;
+	return 0;
+}
+
+/* Bytes ever written into fd's TCP (acknowledged or still queued). */
+static int taken(int fd, unsigned long long *total)
+{
+	struct tcp_info ti;
+	int outq = 0;
+
+	if (tcp_info_of(fd, &ti) || ioctl(fd, SIOCOUTQ, &outq))
+		return -errno;
+	*total = ti.tcpi_bytes_acked + (outq > 0 ? outq : 0);
+	return 0;
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) ? -errno : 0;
+}
+
+static int dir_init(struct dir *d, int src, int dst, enum sbs_mode mode)
+{
+	d->src = src;
+	d->dst = dst;
+	d->pipe[0] = d->pipe[1] = -1;
+	if (mode == SBS_SPLICE) {
+		if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC))
+			return -errno;
+		/* as much as a copy loop holds */
+		fcntl(d->pipe[1], F_SETPIPE_SZ, COPY_BUF);
+		return 0;
+	}
+	d->buf = malloc(COPY_BUF);
+	return d->buf ? 0 : -ENOMEM;
+}
+
+static void dir_fini(struct dir *d)
+{
+	free(d->buf);
+	d->buf = NULL;
+	if (d->pipe[0] >= 0) {
+		close(d->pipe[0]);
+		close(d->pipe[1]);
+	}
+}
+
+/*
+ * Put both sockets in sbs_sockhash. Both directions are written first and
+ * the destination of the first inserted socket is inserted first: an skb
+ * that arrives in between finds its way (or stays on the source).
+ */
+static int register_pair(struct sbs_pair *p)
+{
+	struct sbs *s = p->s;
+	int fds[2] = { p->d[0].src, p->d[1].src }, err = 0, i;
+
+	for (i = 0; i < 2; i++) {
+		socklen_t len = sizeof(p->d[i].src_cookie);
+
+		if (getsockopt(fds[i], SOL_SOCKET, SO_COOKIE, &p->d[i].src_cookie, &len))
+			return -errno;
+	}
+	for (i = 0; i < 2; i++) {
+		struct sbs_dir v = { .peer = p->d[!i].src_cookie };
+
+		if (bpf_map_update_elem(s->dirs_fd, &p->d[i].src_cookie, &v, BPF_NOEXIST))
+			return -errno;
+	}
+	/* a socket of the local bypass: sk_msg hands its peer's bytes to it
+	 * without an skb, so no verdict would see them; the local bypass
+	 * skips the stack there already, and a copy can read such a socket */
+	for (i = 0; i < 2 && s->local_fd >= 0; i++) {
+		__u64 v;
+
+		if (bpf_map_lookup_elem(s->local_fd, &p->d[i].src_cookie, &v) == 0)
+			err = -EBUSY;
+	}
+	if (err)
+		goto undo;
+	/* b first (a's destination), then a */
+	for (i = 1; i >= 0; i--) {
+		__u64 fd = fds[i];
+
+		if (bpf_map_update_elem(s->sockhash_fd, &p->d[i].src_cookie, &fd, BPF_NOEXIST)) {
+			err = -errno;
+			break;
+		}
+	}
+	if (err) {
+undo:
+		for (i = 0; i < 2; i++) {
+			bpf_map_delete_elem(s->sockhash_fd, &p->d[i].src_cookie);
+			bpf_map_delete_elem(s->dirs_fd, &p->d[i].src_cookie);
+		}
+		return err;
+	}
+	p->registered = true;
+	return 0;
+}
+
+static void unregister_pair(struct sbs_pair *p)
+{
+	if (!p->registered)
+		return;
+	for (int i = 0; i < 2; i++) {
+		bpf_map_delete_elem(p->s->sockhash_fd, &p->d[i].src_cookie);
+		bpf_map_delete_elem(p->s->dirs_fd, &p->d[i].src_cookie);
+	}
+	p->registered = false;
+}
+
+/* What each socket carried before the pair took it over. */
+static int note_bases(struct sbs_pair *p)
+{
+	for (int i = 0; i < 2; i++) {
+		unsigned long long t1, t2, unread;
+		int err;
+
+		/* a byte arriving between the two reads would skew the base */
+		do {
+			err = received(p->d[i].src, &t1, &unread) ?: received(p->d[i].src, &t2, &unread);
+			if (err)
+				return err;
+		} while (t1 != t2);
+		p->d[i].src_base = t2 - unread;
+		err = taken(p->d[i].dst, &p->d[i].dst_base);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+struct sbs_pair *sbs_pair_new(struct sbs *s, int a, int b)
+{
+	struct sbs_pair *p = calloc(1, sizeof(*p));
+	int err, i;
+
+	if (!p)
+		return NULL;
+	p->s = s;
+	p->mode = s->mode;
+	p->d[0].src = a, p->d[0].dst = b, p->d[1].src = b, p->d[1].dst = a;
+	p->d[0].pipe[0] = p->d[1].pipe[0] = -1;
+	err = set_nonblock(a) ?: set_nonblock(b) ?: note_bases(p);
+	if (!err && p->mode == SBS_SOCKMAP) {
+		err = register_pair(p);
+		/* a socket the local bypass already has (its psock has other
+		 * programs): the local bypass skips the stack there already;
+		 * splice(2) cannot read such a socket, a copy can */
+		if (err == -EBUSY || err == -EOPNOTSUPP || err == -EINVAL) {
+			p->mode = SBS_COPY;
+			err = 0;
+		}
+	}
+	for (i = 0; !err && i < 2; i++) {
+		p->d[i].sockmap = p->mode == SBS_SOCKMAP;
+		err = dir_init(&p->d[i], p->d[i].src, p->d[i].dst,
+			       p->mode == SBS_SOCKMAP ? SBS_COPY : p->mode);
+	}
+	if (err) {
+		sbs_pair_free(p);
+		errno = -err;
+		return NULL;
+	}
+	return p;
+}
+
+void sbs_pair_free(struct sbs_pair *p)
+{
+	if (!p)
+		return;
+	unregister_pair(p);
+	dir_fini(&p->d[0]);
+	dir_fini(&p->d[1]);
+	free(p);
+}
+
+void sbs_pair_bytes(const struct sbs_pair *p, unsigned long long *a_to_b,
+		    unsigned long long *b_to_a)
+{
+	*a_to_b = p->d[0].moved;
+	*b_to_a = p->d[1].moved;
+}
+
+static bool again(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK;
+}
+
+/* src's peer closed its side (a FIN); POLLERR is not an EOF. */
+static bool peer_closed(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP));
+}
+
+/* The kernel's figures for a sockmap direction. */
+static int kernel_moved(struct sbs_pair *p, struct dir *d, struct sbs_dir *v)
+{
+	if (bpf_map_lookup_elem(p->s->dirs_fd, &d->src_cookie, v))
+		return -errno;
+	return 0;
+}
+
+/*
+ * sockmap: has the destination's TCP taken every byte the kernel sent on
+ * and every byte we wrote? Then what we copy next cannot overtake.
+ */
+static int dst_caught_up(struct sbs_pair *p, struct dir *d, bool *yes)
+{
+	unsigned long long now;
+	struct sbs_dir v;
+	int err;
+
+	err = kernel_moved(p, d, &v) ?: taken(d->dst, &now);
+	if (err)
+		return err;
+	*yes = now - d->dst_base >= v.redirected_bytes + d->user_written;
+	return 0;
+}
+
+/* Copy (or splice) what src has for dst: until EAGAIN on either side. */
+static int copy_some(struct dir *d, bool may_write)
+{
+	ssize_t n;
+
+	for (;;) {
+		if (d->pipe[0] >= 0) {
+			if (!d->in_pipe && !d->rdhup) {
+				n = splice(d->src, NULL, d->pipe[1], NULL, COPY_BUF,
+					   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+				if (n == 0)
+					d->rdhup = true;
+				else if (n < 0 && !again(errno))
+					return errno == ECONNRESET ? -ECONNRESET : -errno;
+				else if (n < 0)
+					return 0;
+				else
+					d->in_pipe = n, d->user_read += n;
+			}
+			while (d->in_pipe && may_write) {
+				n = splice(d->pipe[0], NULL, d->dst, NULL, d->in_pipe,
+					   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+				if (n < 0)
+					return again(errno) ? 0 : -errno;
+				d->in_pipe -= n, d->moved += n, d->user_written += n;
+			}
+			if (d->in_pipe || d->rdhup || !may_write)
+				return 0;
+			continue;
+		}
+		if (d->off == d->len && !d->rdhup) {
+			n = recv(d->src, d->buf, COPY_BUF, MSG_DONTWAIT);
+			if (n == 0)
+				d->rdhup = true;
+			else if (n < 0)
+				return again(errno) ? 0 : -errno;
+			else
+				d->off = 0, d->len = n, d->user_read += n;
+		}
+		while (d->off < d->len && may_write) {
+			n = send(d->dst, d->buf + d->off, d->len - d->off, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0)
+				return again(errno) ? 0 : -errno;
+			d->off += n, d->moved += n, d->user_written += n;
+		}
+		if (d->off < d->len || d->rdhup || !may_write)
+			return 0;
+	}
+}
+
+/* copy or splice: EOF is read(2) returning 0 with nothing left to write. */
+static int step_copy(struct dir *d)
+{
+	int err = copy_some(d, true);
+
+	if (err)
+		return err;
+	if (d->rdhup && d->off == d->len && !d->in_pipe) {
+		if (shutdown(d->dst, SHUT_WR) && errno != ENOTCONN)
+			return -errno;
+		d->done = true;
+	}
+	return 0;
+}
+
+/*
+ * sockmap. Bytes left on src (held, or refused) are copied once the
+ * destination caught up. EOF: src saw the FIN and every byte it received
+ * (plus 1 for the FIN) was sent on by the kernel or copied by us; then,
+ * once the destination's TCP holds it all, the FIN goes on.
+ */
+static int step_sockmap(struct sbs_pair *p, struct dir *d)
+{
+	unsigned long long total, unread;
+	struct sbs_dir v;
+	bool caught_up;
+	int err;
+
+	err = dst_caught_up(p, d, &caught_up);
+	if (err)
+		return err;
+	/* read what the kernel left us; write it only once nothing can overtake */
+	err = copy_some(d, caught_up);
+	if (err)
+		return err;
+	if (!d->rdhup && !peer_closed(d->src))
+		return 0;
+	d->rdhup = true;
+	err = received(d->src, &total, &unread) ?: kernel_moved(p, d, &v);
+	if (err)
+		return err;
+	if (d->src_base + v.redirected_bytes + d->user_read + 1 < total)
+		return 0; /* the verdict (or we) have not seen every byte yet */
+	(void)unread; /* every byte is counted above; SIOCINQ lags on some kernels */
+	if (d->off < d->len)
+		return 0;
+	err = dst_caught_up(p, d, &caught_up);
+	if (err || !caught_up)
+		return err;
+	d->moved = v.redirected_bytes + d->user_written;
+	if (shutdown(d->dst, SHUT_WR) && errno != ENOTCONN)
+		return -errno;
+	d->done = true;
+	return 0;
+}
+
+int sbs_pair_step(struct sbs_pair *p)
+{
+	for (int i = 0; i < 2; i++) {
+		struct dir *d = &p->d[i];
+		int err;
+
+		if (d->done)
+			continue;
+		err = d->sockmap ? step_sockmap(p, d) : step_copy(d);
+		if (err)
+			return err;
+	}
+	if (p->d[0].done && p->d[1].done) {
+		unregister_pair(p);
+		return 0;
+	}
+	return 1;
+}
+
+int sbs_pair_tick_ms(const struct sbs_pair *p)
+{
+	/* sockmap directions raise no event while the kernel moves their
+	 * bytes: look at their backlog and EOF now and then */
+	for (int i = 0; i < 2; i++)
+		if (p->d[i].sockmap && !p->d[i].done)
+			return TICK_MS;
+	return -1;
+}

@@ -1,0 +1,386 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * sockbypass-proxy: an L4 TCP forwarder on libsockbypass-splice. Accepts on
+ * --listen, connects each client to the next --connect backend (round
+ * robin), and lets the library move the bytes. SIGTERM: stop accepting,
+ * finish the live connections, exit.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include "sockbypass_splice.h"
+
+/* Exit codes, as the loader's where they mean the same (README). */
+enum {
+	EXIT_INTERNAL = 1,
+	EXIT_USAGE = 2,
+	EXIT_PERM = 3,        /* --mode sockmap without privileges */
+	EXIT_KERNEL = 4,      /* --mode sockmap on a kernel without it */
+	EXIT_NOT_LOADED = 12, /* --mode sockmap, sockbypass not loaded */
+	EXIT_LISTEN = 17,     /* cannot listen: address in use, not ours */
+};
+
+#define MAX_BACKENDS 64
+
+struct conn {
+	int client, backend;
+	bool connecting, dead;
+	struct sbs_pair *pair;
+	struct conn *prev, *next;
+};
+
+static struct {
+	struct sockaddr_storage backends[MAX_BACKENDS];
+	socklen_t backend_len[MAX_BACKENDS];
+	int nbackends, next_backend;
+	struct conn *live, *dead; /* the dead are freed after each batch of events */
+	unsigned long long conns, by_mode[4], failed, bytes;
+	bool quiet;
+} px;
+
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+static void usage(FILE *f)
+{
+	fputs("Usage: sockbypass-proxy --listen ADDR:PORT --connect ADDR:PORT[,ADDR:PORT...]\n"
+	      "                        [--mode auto|sockmap|splice|copy] [--pin-dir DIR] [--quiet]\n"
+	      "\n"
+	      "An L4 TCP forwarder: each client accepted on --listen is connected to the next\n"
+	      "--connect backend (round robin). In sockmap mode the kernel moves the bytes\n"
+	      "between the two sockets (sockbypass loaded, root); auto picks sockmap where it\n"
+	      "works here, else splice(2). IPv6 addresses in brackets: [::1]:8080.\n"
+	      "SIGTERM or SIGINT: stop accepting, finish live connections, exit.\n"
+	      "\n"
+	      "Exit status: 0 done, 1 internal error, 2 bad arguments, 3 sockmap mode without\n"
+	      "privileges, 4 kernel without verdict-only sockmap, 12 sockbypass not loaded,\n"
+	      "17 cannot listen on ADDR:PORT.\n", f);
+}
+
+/* "ADDR:PORT" or "[V6ADDR]:PORT" -> sockaddr; names resolve too. */
+static int parse_addr(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[256], *colon;
+	const char *port;
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+
+	if (strlen(spec) >= sizeof(host))
+		return -1;
+	strcpy(host, spec);
+	colon = strrchr(host, ':');
+	if (!colon || colon == host || !colon[1])
+		return -1;
+	*colon = '\0';
+	port = colon + 1;
+	if (strspn(port, "0123456789") != strlen(port) || atoi(port) < 1 || atoi(port) > 65535)
+		return -1;
+	char *h = host;
+	if (h[0] == '[') {
+		size_t n = strlen(h);
+
+		if (n < 3 || h[n - 1] != ']')
+			return -1;
+		h[n - 1] = '\0';
+		h++;
+	}
+	if (getaddrinfo(h, port, &hints, &res))
+		return -1;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int listen_on(const struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)ss, len) || listen(fd, 4096)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void link_conn(struct conn *c)
+{
+	c->next = px.live;
+	if (px.live)
+		px.live->prev = c;
+	px.live = c;
+}
+
+static void drop_conn(int ep, struct conn *c, bool reset)
+{
+	if (reset) { /* a truncated stream must not look complete: RST, not FIN */
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+		setsockopt(c->client, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		setsockopt(c->backend, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		px.failed++;
+	}
+	if (c->pair) {
+		unsigned long long ab, ba;
+
+		sbs_pair_bytes(c->pair, &ab, &ba);
+		px.bytes += ab + ba;
+		sbs_pair_free(c->pair);
+	}
+	epoll_ctl(ep, EPOLL_CTL_DEL, c->client, NULL);
+	epoll_ctl(ep, EPOLL_CTL_DEL, c->backend, NULL);
+	close(c->client);
+	close(c->backend);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		px.live = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->dead = true;
+	c->next = px.dead;
+	px.dead = c;
+}
+
+static void free_dead(void)
+{
+	while (px.dead) {
+		struct conn *c = px.dead;
+
+		px.dead = c->next;
+		free(c);
+	}
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+static void accept_all(int ep, int lfd)
+{
+	for (;;) {
+		int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), i, bfd;
+		struct epoll_event ev = { .events = EPOLLOUT | EPOLLET };
+		struct conn *c;
+
+		if (cfd < 0)
+			return;
+		i = px.next_backend++ % px.nbackends;
+		bfd = socket(px.backends[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		c = calloc(1, sizeof(*c));
+		if (bfd < 0 || !c ||
+		    (connect(bfd, (struct sockaddr *)&px.backends[i], px.backend_len[i]) &&
+		     errno != EINPROGRESS)) {
+			if (!px.quiet)
+				fprintf(stderr, "sockbypass-proxy: connect to backend %d: %s\n", i,
+					strerror(errno));
+			px.failed++;
+			free(c);
+			if (bfd >= 0)
+				close(bfd);
+			close(cfd);
+			continue;
+		}
+		c->client = cfd;
+		c->backend = bfd;
+		c->connecting = true;
+		link_conn(c);
+		ev.data.ptr = c;
+		epoll_ctl(ep, EPOLL_CTL_ADD, bfd, &ev);
+	}
+}
+
+/* The backend's connect finished: pair the two sockets. */
+static int start_pair(int ep, struct sbs *s, struct conn *c)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	getsockopt(c->backend, SOL_SOCKET, SO_ERROR, &err, &len);
+	if (err) {
+		if (!px.quiet)
+			fprintf(stderr, "sockbypass-proxy: backend: %s\n", strerror(err));
+		return -err;
+	}
+	c->connecting = false;
+	c->pair = sbs_pair_new(s, c->client, c->backend);
+	if (!c->pair)
+		return -errno;
+	px.conns++;
+	px.by_mode[sbs_pair_mode(c->pair)]++;
+	epoll_ctl(ep, EPOLL_CTL_MOD, c->backend, &ev);
+	epoll_ctl(ep, EPOLL_CTL_ADD, c->client, &ev);
+	return 1;
+}
+
+static void step(int ep, struct sbs *s, struct conn *c)
+{
+	int r = c->connecting ? start_pair(ep, s, c) : 1;
+
+	if (r > 0)
+		r = sbs_pair_step(c->pair);
+	if (r <= 0)
+		drop_conn(ep, c, r < 0);
+}
+
+static int mode_exit(int err)
+{
+	switch (err) {
+	case EPERM: case EACCES: return EXIT_PERM;
+	case EOPNOTSUPP: return EXIT_KERNEL;
+	case ENOENT: return EXIT_NOT_LOADED;
+	default: return EXIT_INTERNAL;
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' }, { "connect", required_argument, NULL, 'c' },
+		{ "mode", required_argument, NULL, 'm' }, { "pin-dir", required_argument, NULL, 'p' },
+		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' }, {},
+	};
+	const char *listen_spec = NULL, *connect_spec = NULL, *pin_dir = NULL;
+	enum sbs_mode mode = SBS_AUTO;
+	struct sockaddr_storage lss;
+	socklen_t llen;
+	struct sbs *s;
+	int o, lfd, ep;
+
+	while ((o = getopt_long(argc, argv, "l:c:m:p:qh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'l': listen_spec = optarg; break;
+		case 'c': connect_spec = optarg; break;
+		case 'p': pin_dir = optarg; break;
+		case 'q': px.quiet = true; break;
+		case 'h': usage(stdout); return 0;
+		case 'm':
+			if (!strcmp(optarg, "auto")) mode = SBS_AUTO;
+			else if (!strcmp(optarg, "sockmap")) mode = SBS_SOCKMAP;
+			else if (!strcmp(optarg, "splice")) mode = SBS_SPLICE;
+			else if (!strcmp(optarg, "copy")) mode = SBS_COPY;
+			else {
+				fprintf(stderr, "sockbypass-proxy: --mode must be auto, sockmap, splice "
+					"or copy, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || !listen_spec || !connect_spec) {
+		fprintf(stderr, "sockbypass-proxy: needs --listen ADDR:PORT and --connect ADDR:PORT "
+			"(--help)\n");
+		return EXIT_USAGE;
+	}
+	if (parse_addr(listen_spec, &lss, &llen)) {
+		fprintf(stderr, "sockbypass-proxy: bad --listen address '%s': want ADDR:PORT or "
+			"[V6ADDR]:PORT\n", listen_spec);
+		return EXIT_USAGE;
+	}
+	for (char *list = strdup(connect_spec), *save = NULL, *tok = strtok_r(list, ",", &save);
+	     tok; tok = strtok_r(NULL, ",", &save)) {
+		if (px.nbackends == MAX_BACKENDS ||
+		    parse_addr(tok, &px.backends[px.nbackends], &px.backend_len[px.nbackends])) {
+			fprintf(stderr, "sockbypass-proxy: bad --connect address '%s': want "
+				"ADDR:PORT[,ADDR:PORT...] (at most %d)\n", tok, MAX_BACKENDS);
+			return EXIT_USAGE;
+		}
+		px.nbackends++;
+	}
+	s = sbs_open(mode, pin_dir);
+	if (!s) {
+		int err = errno;
+
+		fprintf(stderr, "sockbypass-proxy: --mode sockmap: %s\n",
+			err == ENOENT ? "sockbypass is not loaded (sudo ./load.sh first)" :
+			err == EOPNOTSUPP ? "this kernel has no verdict-only sockmap (Linux 5.13+); "
+					    "use --mode splice" :
+			err == EPERM ? "no permission to open sockbypass's pins: run as root" :
+			strerror(err));
+		return mode_exit(err);
+	}
+	lfd = listen_on(&lss, llen);
+	if (lfd < 0) {
+		fprintf(stderr, "sockbypass-proxy: cannot listen on %s: %s\n", listen_spec,
+			strerror(-lfd));
+		return EXIT_LISTEN;
+	}
+	if (!px.quiet)
+		fprintf(stderr, "sockbypass-proxy: listening on %s, mode %s\n", listen_spec,
+			sbs_why(s));
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, on_term);
+	signal(SIGINT, on_term);
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &(struct epoll_event){ .events = EPOLLIN, .data.ptr = NULL });
+	long long last_tick = now_ms();
+	while (!stopping || px.live) {
+		struct epoll_event evs[256];
+		int tick = -1, n;
+
+		if (stopping && lfd >= 0) {
+			close(lfd); /* finish what is live, take nothing new */
+			lfd = -1;
+		}
+		for (struct conn *c = px.live; c && tick < 0; c = c->next)
+			if (c->pair)
+				tick = sbs_pair_tick_ms(c->pair);
+		n = epoll_wait(ep, evs, 256, tick);
+		if (n < 0 && errno != EINTR) {
+			perror("sockbypass-proxy: epoll_wait");
+			return EXIT_INTERNAL;
+		}
+		for (int i = 0; i < n; i++) {
+			struct conn *c = evs[i].data.ptr;
+
+			if (!c) {
+				if (lfd >= 0)
+					accept_all(ep, lfd);
+			} else if (!c->dead) {
+				step(ep, s, c);
+			}
+		}
+		/* directions the kernel moves raise no event: look at them now and then */
+		if (tick >= 0 && now_ms() - last_tick >= tick) {
+			last_tick = now_ms();
+			for (struct conn *c = px.live, *next; c; c = next) {
+				next = c->next;
+				if (c->pair && sbs_pair_tick_ms(c->pair) >= 0)
+					step(ep, s, c);
+			}
+		}
+		free_dead();
+	}
+	if (!px.quiet)
+		fprintf(stderr, "sockbypass-proxy: %llu connections (sockmap %llu, splice %llu, copy %llu), "
+			"%llu reset, %llu bytes\n", px.conns, px.by_mode[SBS_SOCKMAP],
+			px.by_mode[SBS_SPLICE], px.by_mode[SBS_COPY], px.failed, px.bytes);
+	sbs_close(s);
+	return 0;
+}
