@@ -18,7 +18,7 @@ const char *const sb_local_maps[] = {
 const size_t sb_local_maps_nr = ARRAY_SIZE(sb_local_maps);
 /* the proxy splice's (splice_load.c) */
 const char *const sb_splice_maps[] = {
-	SBS_PIN_SOCKHASH, SBS_PIN_DIRS, SBS_PIN_COUNTERS,
+	SBS_PIN_SOCKHASH, SBS_PIN_DIRS, SBS_PIN_CTL, SBS_PIN_COUNTERS,
 };
 const size_t sb_splice_maps_nr = ARRAY_SIZE(sb_splice_maps);
 static const char *const pinned_progs[] = { SB_PIN_SOCKOPS, SB_PIN_SK_MSG, SB_PIN_DRAIN,

@@ -28,6 +28,7 @@ int splice_load(void)
 	}
 	bpf_map__set_max_entries(skel->maps.sbs_sockhash, env.map_size);
 	bpf_map__set_max_entries(skel->maps.sbs_dirs, env.map_size);
+	bpf_map__set_max_entries(skel->maps.sbs_ctl, env.map_size);
 	err = splice_bpf__load(skel);
 	if (err) {
 		err_line("the kernel refused the proxy splice's verdict program: %s", strerror(-err));
@@ -122,10 +123,16 @@ void splice_print(const struct splice_status *st, enum sb_format format)
 		       "# TYPE sockbypass_proxy_passed_total counter\n");
 		printf("sockbypass_proxy_passed_total{reason=\"unregistered\"} %llu\n",
 		       (unsigned long long)st->counters[SBS_C_PASS_UNREGISTERED]);
+		printf("sockbypass_proxy_passed_total{reason=\"backlog\"} %llu\n",
+		       (unsigned long long)st->counters[SBS_C_PASS_BACKLOG]);
 		printf("sockbypass_proxy_passed_total{reason=\"held\"} %llu\n",
 		       (unsigned long long)st->counters[SBS_C_PASS_HELD]);
 		printf("sockbypass_proxy_passed_total{reason=\"refused\"} %llu\n",
 		       (unsigned long long)st->counters[SBS_C_PASS_REFUSED]);
+		printf("# HELP sockbypass_proxy_resumed_total Directions redirected again after the "
+		       "proxy copied what was left\n# TYPE sockbypass_proxy_resumed_total counter\n"
+		       "sockbypass_proxy_resumed_total %llu\n",
+		       (unsigned long long)st->counters[SBS_C_RESUMED]);
 		break;
 	}
 }

@@ -4,12 +4,13 @@
  * kernel. sbs_verdict runs for every skb a registered socket receives and
  * hands it to the other socket's egress queue, or leaves it on the source
  * socket, where the proxy (libsockbypass-splice) copies it: never a drop of
- * a byte. Not yet bounded: a destination that does not drain lets the
- * kernel queue what its source receives (README: Proxy splice).
+ * a byte. A destination that does not drain makes the verdict leave the
+ * source's bytes where they are: its TCP window closes.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include "splice.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -31,6 +32,13 @@ struct {
 } sbs_dirs SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SBS_SOCKHASH_MAX);
+	__type(key, __u64);
+	__type(value, struct sbs_ctl);
+} sbs_ctl SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, SBS_C_NR);
 	__type(key, __u32);
@@ -45,11 +53,52 @@ static __always_inline void count(__u32 idx, __u64 n)
 		*c += n;
 }
 
+/* What the verdict reads of a socket's psock (CO-RE: any kernel's layout). */
+struct sk_buff_head___sbs {
+	__u32 qlen;
+} __attribute__((preserve_access_index));
+
+struct sk_psock___sbs {
+	struct sk_buff_head___sbs ingress_skb;
+} __attribute__((preserve_access_index));
+
+struct sock___sbs {
+	void *sk_user_data;
+} __attribute__((preserve_access_index));
+
+#define SK_USER_DATA_PTRMASK (~7UL) /* low bits of sk_user_data are flags */
+
+/* sk's psock; sk from bpf_skc_to_tcp_sock(), a pointer the verifier may follow. */
+static __always_inline struct sk_psock___sbs *psock_of(struct sock___sbs *sk)
+{
+	unsigned long ud = (unsigned long)sk->sk_user_data;
+
+	return (void *)(ud & SK_USER_DATA_PTRMASK);
+}
+
+/* skbs sent on to the socket of cookie that its TCP has not taken yet. */
+static __always_inline __u32 backlog(__u64 *cookie)
+{
+	struct bpf_sock *sk = bpf_map_lookup_elem(&sbs_sockhash, cookie);
+	struct sk_psock___sbs *psock;
+	struct sock___sbs *tsk;
+	__u32 qlen = 0;
+
+	if (!sk)
+		return 0;
+	tsk = (void *)bpf_skc_to_tcp_sock(sk);
+	psock = tsk ? psock_of(tsk) : NULL;
+	if (psock)
+		bpf_probe_read_kernel(&qlen, sizeof(qlen), &psock->ingress_skb.qlen);
+	bpf_sk_release(sk);
+	return qlen;
+}
+
 /*
  * Leave the skb on its own socket (SK_PASS: its receive queue, charged to
  * its buffer, so TCP's window closes as for a proxy that stopped reading),
- * and every later one too: a redirected skb must never overtake one the
- * library copies.
+ * and every later one too until the library copied them: a redirected skb
+ * must never overtake one the library still has to copy.
  */
 static __always_inline int leave(struct sbs_dir *d, __u32 len, __u32 why)
 {
@@ -66,7 +115,9 @@ int sbs_verdict(struct __sk_buff *skb)
 {
 	__u64 cookie = bpf_get_socket_cookie(skb);
 	__u32 len = skb->len;
+	struct sbs_ctl *ctl;
 	struct sbs_dir *d;
+	bool may_hold;
 
 	/*
 	 * A FIN arrives as an skb without data. TCP has recorded it (the
@@ -78,10 +129,23 @@ int sbs_verdict(struct __sk_buff *skb)
 		return SK_DROP;
 	}
 	d = bpf_map_lookup_elem(&sbs_dirs, &cookie);
-	if (!d)
+	ctl = bpf_map_lookup_elem(&sbs_ctl, &cookie);
+	if (!d || !ctl)
 		return leave(NULL, len, SBS_C_PASS_UNREGISTERED);
-	if (d->passing)
-		return leave(d, len, SBS_C_PASS_HELD);
+	may_hold = !ctl->no_hold;
+	if (d->passing) {
+		/* resume only when the library read every byte left here
+		 * (none in the kernel's queues, none in transit to them) and
+		 * holds none: then nothing this skb could overtake exists */
+		if (!ctl->flushed || ctl->consumed != d->passed_bytes)
+			return leave(d, len, SBS_C_PASS_HELD);
+		if (may_hold && backlog(&d->peer) > SBS_BACKLOG_MAX / 2)
+			return leave(d, len, SBS_C_PASS_HELD);
+		d->passing = 0;
+		count(SBS_C_RESUMED, 1);
+	} else if (may_hold && backlog(&d->peer) > SBS_BACKLOG_MAX) {
+		return leave(d, len, SBS_C_PASS_BACKLOG);
+	}
 	/* SK_PASS here means "redirect it": the kernel's own verdict is internal */
 	if (bpf_sk_redirect_hash(skb, &sbs_sockhash, &d->peer, 0) != SK_PASS)
 		return leave(d, len, SBS_C_PASS_REFUSED);

@@ -20,6 +20,8 @@
 #ifndef SOCKBYPASS_SPLICE_H
 #define SOCKBYPASS_SPLICE_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -58,6 +60,8 @@ enum sbs_mode sbs_pair_mode(const struct sbs_pair *p);
 /* Bytes moved a -> b and b -> a so far. */
 void sbs_pair_bytes(const struct sbs_pair *p, unsigned long long *a_to_b,
 		    unsigned long long *b_to_a);
+/* One line on the pair's state, for logs (snprintf's return). */
+int sbs_pair_describe(const struct sbs_pair *p, char *buf, size_t len);
 /* Unregisters (sockmap) and frees; closes neither socket. */
 void sbs_pair_free(struct sbs_pair *p);
 

@@ -37,7 +37,7 @@
 
 struct sbs {
 	enum sbs_mode mode;
-	int sockhash_fd, dirs_fd;
+	int sockhash_fd, dirs_fd, ctl_fd;
 	int local_fd; /* the local bypass's sb_sockhash */
 	char why[256];
 };
@@ -46,7 +46,15 @@ struct dir {
 	int src, dst;
 	__u64 src_cookie;
 	bool sockmap;          /* the kernel moves this direction's bytes */
-	bool rdhup;            /* src saw its peer's FIN */
+	bool rdhup;            /* copy, splice: src's read returned 0 */
+	bool fin_seen;         /* sockmap: src's peer sent its FIN */
+	bool eof_read;         /* sockmap: src's read returned 0 (nothing left on it) */
+	bool flushed, no_hold; /* sockmap: what sbs_ctl says for this direction */
+	unsigned long long ctl_consumed;
+	/* sockmap: we read bytes the verdict never saw (TCP's own queue, on
+	 * kernels whose recv() does not run the verdict first): our count
+	 * cannot tell the kernel when we caught up, so it never resumes */
+	bool direct_reads;
 	bool done;             /* EOF passed on: shutdown(dst, SHUT_WR) */
 	unsigned long long moved;
 	/* bytes of src the app read before us; of dst's TCP before us */
@@ -124,8 +132,9 @@ static int open_sockmap(struct sbs *s, const char *pin_dir)
 		return -err;
 	}
 	s->dirs_fd = open_pin(pin_dir, SBS_PIN_DIRS);
+	s->ctl_fd = open_pin(pin_dir, SBS_PIN_CTL);
 	s->local_fd = open_pin(pin_dir, "sb_sockhash");
-	if (s->dirs_fd < 0) {
+	if (s->dirs_fd < 0 || s->ctl_fd < 0) {
 		snprintf(s->why, sizeof(s->why), "%s holds a partial load: %s", pin_dir,
 			 strerror(errno));
 		return -ENOENT;
@@ -140,7 +149,7 @@ struct sbs *sbs_open(enum sbs_mode mode, const char *pin_dir)
 
 	if (!s)
 		return NULL;
-	s->sockhash_fd = s->dirs_fd = s->local_fd = -1;
+	s->sockhash_fd = s->dirs_fd = s->ctl_fd = s->local_fd = -1;
 	if (!pin_dir)
 		pin_dir = SB_DEFAULT_PIN_DIR;
 	libbpf_set_print(NULL); /* the library prints nothing */
@@ -180,6 +189,8 @@ void sbs_close(struct sbs *s)
 		close(s->dirs_fd);
 	if (s->local_fd >= 0)
 		close(s->local_fd);
+	if (s->ctl_fd >= 0)
+		close(s->ctl_fd);
 	free(s);
 }
 
@@ -270,11 +281,16 @@ static int register_pair(struct sbs_pair *p)
 			return -errno;
 	}
 	for (i = 0; i < 2; i++) {
-		struct sbs_dir v = { .peer = p->d[!i].src_cookie };
+		/* what arrived before registration is read by us, first */
+		struct sbs_dir v = { .peer = p->d[!i].src_cookie, .passing = 1 };
+		struct sbs_ctl c = {};
 
-		if (bpf_map_update_elem(s->dirs_fd, &p->d[i].src_cookie, &v, BPF_NOEXIST))
-			return -errno;
+		if (bpf_map_update_elem(s->ctl_fd, &p->d[i].src_cookie, &c, BPF_ANY) ||
+		    bpf_map_update_elem(s->dirs_fd, &p->d[i].src_cookie, &v, BPF_NOEXIST))
+			err = -errno;
 	}
+	if (err)
+		goto undo;
 	/* a socket of the local bypass: sk_msg hands its peer's bytes to it
 	 * without an skb, so no verdict would see them; the local bypass
 	 * skips the stack there already, and a copy can read such a socket */
@@ -300,6 +316,7 @@ undo:
 		for (i = 0; i < 2; i++) {
 			bpf_map_delete_elem(s->sockhash_fd, &p->d[i].src_cookie);
 			bpf_map_delete_elem(s->dirs_fd, &p->d[i].src_cookie);
+			bpf_map_delete_elem(s->ctl_fd, &p->d[i].src_cookie);
 		}
 		return err;
 	}
@@ -314,6 +331,7 @@ static void unregister_pair(struct sbs_pair *p)
 	for (int i = 0; i < 2; i++) {
 		bpf_map_delete_elem(p->s->sockhash_fd, &p->d[i].src_cookie);
 		bpf_map_delete_elem(p->s->dirs_fd, &p->d[i].src_cookie);
+		bpf_map_delete_elem(p->s->ctl_fd, &p->d[i].src_cookie);
 	}
 	p->registered = false;
 }
@@ -494,39 +512,156 @@ static int step_copy(struct dir *d)
 	return 0;
 }
 
+/* Tell the verdict what this direction's library side is doing. */
+static int set_ctl(struct sbs_pair *p, struct dir *d, bool flushed, bool no_hold)
+{
+	struct sbs_ctl c = { .consumed = d->user_read, .flushed = flushed, .no_hold = no_hold };
+
+	if (d->flushed == flushed && d->no_hold == no_hold && d->ctl_consumed == d->user_read)
+		return 0;
+	if (bpf_map_update_elem(p->s->ctl_fd, &d->src_cookie, &c, BPF_EXIST))
+		return -errno;
+	d->flushed = flushed;
+	d->no_hold = no_hold;
+	d->ctl_consumed = d->user_read;
+	return 0;
+}
+
+/* Bytes (or the EOF) wait on fd for a read. */
+static bool readable(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN);
+}
+
 /*
- * sockmap. Bytes left on src (held, or refused) are copied once the
- * destination caught up. EOF: src saw the FIN and every byte it received
- * (plus 1 for the FIN) was sent on by the kernel or copied by us; then,
- * once the destination's TCP holds it all, the FIN goes on.
+ * sockmap: copy what the verdict left on src, once the destination caught
+ * up. "flushed" goes to 1 only with nothing in hand, and before one more
+ * look at src: the verdict resumes redirecting on an empty source with
+ * flushed set, so nothing it redirects can overtake a byte we copy.
+ */
+static int copy_left(struct sbs_pair *p, struct dir *d)
+{
+	bool caught_up = false, looked = false;
+	ssize_t n;
+	int err;
+
+	for (;;) {
+		if (d->off < d->len) {
+			if (!caught_up) {
+				if (looked)
+					return 0; /* the kernel's skbs go first: later */
+				err = dst_caught_up(p, d, &caught_up);
+				looked = true;
+				if (err || !caught_up)
+					return err;
+			}
+			n = send(d->dst, d->buf + d->off, d->len - d->off, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (n < 0)
+				return again(errno) ? 0 : -errno;
+			d->off += n, d->moved += n, d->user_written += n;
+			continue;
+		}
+		if (d->eof_read) {
+			struct sbs_dir v;
+
+			/* recv() says 0 when the FIN came and the ready queue is
+			 * empty, also while skbs the verdict left are still on
+			 * their way to it: done only when we read them all */
+			err = kernel_moved(p, d, &v);
+			if (err || d->user_read >= v.passed_bytes || !readable(d->src))
+				return err;
+		} else if (!readable(d->src)) {
+			if (d->flushed || d->direct_reads)
+				return 0;
+			err = set_ctl(p, d, true, d->no_hold);
+			if (err || !readable(d->src))
+				return err;
+		}
+		err = set_ctl(p, d, false, d->no_hold);
+		if (err)
+			return err;
+		n = recv(d->src, d->buf, COPY_BUF, MSG_DONTWAIT);
+		if (n == 0) {
+			d->eof_read = true;
+		} else if (n < 0 && again(errno)) {
+			continue; /* readable, but nothing for us: look again */
+		} else if (n < 0) {
+			return -errno;
+		} else {
+			struct sbs_dir v;
+
+			d->off = 0, d->len = n, d->user_read += n;
+			/* the verdict counts what it leaves before we can read it */
+			err = kernel_moved(p, d, &v);
+			if (err)
+				return err;
+			if (d->user_read > v.passed_bytes)
+				d->direct_reads = true;
+		}
+	}
+}
+
+/*
+ * Before a FIN goes to sock: the direction reading from sock must never
+ * leave bytes there again (a socket that closes drops them), and must hold
+ * nothing now. False: not yet, try again later.
+ */
+static int quiesce_source(struct sbs_pair *p, struct dir *o, bool *ready)
+{
+	unsigned long long total, unread;
+	struct sbs_dir v;
+	int err;
+
+	*ready = false;
+	if (o->done || !o->sockmap) {
+		*ready = true;
+		return 0;
+	}
+	err = set_ctl(p, o, o->flushed, true) ?: copy_left(p, o) ?: kernel_moved(p, o, &v) ?:
+	      received(o->src, &total, &unread);
+	if (err || o->off < o->len)
+		return err;
+	/* every byte it will ever receive is in (its FIN came, all counted) */
+	if (o->fin_seen && o->src_base + v.redirected_bytes + o->user_read + 1 >= total)
+		*ready = true;
+	/* or: all it left is read, and "flushed" makes the verdict redirect
+	 * (never leave) whatever comes next */
+	else if (!o->direct_reads && o->flushed && o->user_read == v.passed_bytes)
+		*ready = true;
+	return 0;
+}
+
+/*
+ * sockmap. EOF: src saw the FIN and every byte it received (plus 1 for the
+ * FIN) was sent on by the kernel or copied by us; then, once the
+ * destination's TCP holds it all, the FIN goes on.
  */
 static int step_sockmap(struct sbs_pair *p, struct dir *d)
 {
 	unsigned long long total, unread;
 	struct sbs_dir v;
-	bool caught_up;
+	bool caught_up, ready;
 	int err;
 
-	err = dst_caught_up(p, d, &caught_up);
+	err = copy_left(p, d);
 	if (err)
 		return err;
-	/* read what the kernel left us; write it only once nothing can overtake */
-	err = copy_some(d, caught_up);
-	if (err)
-		return err;
-	if (!d->rdhup && !peer_closed(d->src))
+	if (!d->fin_seen && !peer_closed(d->src))
 		return 0;
-	d->rdhup = true;
+	d->fin_seen = true;
 	err = received(d->src, &total, &unread) ?: kernel_moved(p, d, &v);
 	if (err)
 		return err;
-	if (d->src_base + v.redirected_bytes + d->user_read + 1 < total)
-		return 0; /* the verdict (or we) have not seen every byte yet */
-	(void)unread; /* every byte is counted above; SIOCINQ lags on some kernels */
-	if (d->off < d->len)
-		return 0;
+	(void)unread; /* every byte is counted here; SIOCINQ lags on some kernels */
+	if (d->src_base + v.redirected_bytes + d->user_read + 1 < total || d->off < d->len)
+		return 0; /* the verdict (or we) have not handled every byte yet */
 	err = dst_caught_up(p, d, &caught_up);
 	if (err || !caught_up)
+		return err;
+	err = quiesce_source(p, &p->d[d == &p->d[0]], &ready);
+	if (err || !ready)
 		return err;
 	d->moved = v.redirected_bytes + d->user_written;
 	if (shutdown(d->dst, SHUT_WR) && errno != ENOTCONN)
@@ -562,4 +697,20 @@ int sbs_pair_tick_ms(const struct sbs_pair *p)
 		if (p->d[i].sockmap && !p->d[i].done)
 			return TICK_MS;
 	return -1;
+}
+
+int sbs_pair_describe(const struct sbs_pair *p, char *buf, size_t len)
+{
+	const struct dir *a = &p->d[0], *b = &p->d[1];
+
+	return snprintf(buf, len,
+			"%s; a->b: moved %llu read %llu written %llu%s%s%s%s base %llu/%llu in hand %zu; "
+			"b->a: moved %llu read %llu written %llu%s%s%s%s base %llu/%llu in hand %zu",
+			sbs_mode_name(p->mode), a->moved, a->user_read, a->user_written,
+			a->fin_seen ? " fin" : "", a->eof_read || a->rdhup ? " eof" : "",
+			a->done ? " done" : "", a->direct_reads ? " direct" : "", a->src_base,
+			a->dst_base, a->len - a->off, b->moved, b->user_read, b->user_written,
+			b->fin_seen ? " fin" : "", b->eof_read || b->rdhup ? " eof" : "",
+			b->done ? " done" : "", b->direct_reads ? " direct" : "", b->src_base,
+			b->dst_base, b->len - b->off);
 }

@@ -46,10 +46,17 @@ static struct {
 	int nbackends, next_backend;
 	struct conn *live, *dead; /* the dead are freed after each batch of events */
 	unsigned long long conns, by_mode[4], failed, bytes;
+	int sndbuf; /* --sndbuf: SO_SNDBUF of both sockets, 0: the kernel's */
 	bool quiet;
 } px;
 
-static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t stopping, describe;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	describe = 1;
+}
 
 static void on_term(int sig)
 {
@@ -60,13 +67,15 @@ static void on_term(int sig)
 static void usage(FILE *f)
 {
 	fputs("Usage: sockbypass-proxy --listen ADDR:PORT --connect ADDR:PORT[,ADDR:PORT...]\n"
-	      "                        [--mode auto|sockmap|splice|copy] [--pin-dir DIR] [--quiet]\n"
+	      "                        [--mode auto|sockmap|splice|copy] [--pin-dir DIR]\n"
+	      "                        [--sndbuf BYTES] [--quiet]\n"
 	      "\n"
 	      "An L4 TCP forwarder: each client accepted on --listen is connected to the next\n"
 	      "--connect backend (round robin). In sockmap mode the kernel moves the bytes\n"
 	      "between the two sockets (sockbypass loaded, root); auto picks sockmap where it\n"
 	      "works here, else splice(2). IPv6 addresses in brackets: [::1]:8080.\n"
-	      "SIGTERM or SIGINT: stop accepting, finish live connections, exit.\n"
+	      "SIGTERM or SIGINT: stop accepting, finish live connections, exit. SIGUSR1:\n"
+	      "one line per live connection on stderr.\n"
 	      "\n"
 	      "Exit status: 0 done, 1 internal error, 2 bad arguments, 3 sockmap mode without\n"
 	      "privileges, 4 kernel without verdict-only sockmap, 12 sockbypass not loaded,\n"
@@ -228,6 +237,10 @@ static int start_pair(int ep, struct sbs *s, struct conn *c)
 		return -err;
 	}
 	c->connecting = false;
+	if (px.sndbuf) {
+		setsockopt(c->client, SOL_SOCKET, SO_SNDBUF, &px.sndbuf, sizeof(px.sndbuf));
+		setsockopt(c->backend, SOL_SOCKET, SO_SNDBUF, &px.sndbuf, sizeof(px.sndbuf));
+	}
 	c->pair = sbs_pair_new(s, c->client, c->backend);
 	if (!c->pair)
 		return -errno;
@@ -263,7 +276,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' }, { "connect", required_argument, NULL, 'c' },
 		{ "mode", required_argument, NULL, 'm' }, { "pin-dir", required_argument, NULL, 'p' },
-		{ "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' }, {},
+		{ "quiet", no_argument, NULL, 'q' }, { "sndbuf", required_argument, NULL, 'b' }, { "help", no_argument, NULL, 'h' }, {},
 	};
 	const char *listen_spec = NULL, *connect_spec = NULL, *pin_dir = NULL;
 	enum sbs_mode mode = SBS_AUTO;
@@ -272,12 +285,20 @@ int main(int argc, char **argv)
 	struct sbs *s;
 	int o, lfd, ep;
 
-	while ((o = getopt_long(argc, argv, "l:c:m:p:qh", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "l:c:m:p:qb:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'l': listen_spec = optarg; break;
 		case 'c': connect_spec = optarg; break;
 		case 'p': pin_dir = optarg; break;
 		case 'q': px.quiet = true; break;
+		case 'b':
+			px.sndbuf = atoi(optarg);
+			if (px.sndbuf < 4096 || strspn(optarg, "0123456789") != strlen(optarg)) {
+				fprintf(stderr, "sockbypass-proxy: --sndbuf wants a size in bytes, at "
+					"least 4096, not '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		case 'm':
 			if (!strcmp(optarg, "auto")) mode = SBS_AUTO;
@@ -337,6 +358,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
+	signal(SIGUSR1, on_usr1);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &(struct epoll_event){ .events = EPOLLIN, .data.ptr = NULL });
 	long long last_tick = now_ms();
@@ -376,6 +398,15 @@ int main(int argc, char **argv)
 			}
 		}
 		free_dead();
+		if (describe) { /* SIGUSR1: each live connection's state, on stderr */
+			char line[512];
+
+			describe = 0;
+			for (struct conn *c = px.live; c; c = c->next)
+				if (c->pair && sbs_pair_describe(c->pair, line, sizeof(line)) > 0)
+					fprintf(stderr, "sockbypass-proxy: fds %d/%d: %s\n", c->client,
+						c->backend, line);
+		}
 	}
 	if (!px.quiet)
 		fprintf(stderr, "sockbypass-proxy: %llu connections (sockmap %llu, splice %llu, copy %llu), "

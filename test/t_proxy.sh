@@ -64,8 +64,9 @@ test_every_mode_byte_exact_both_ways() {
 		grep -q "3 connections.*$mode [1-3].*0 reset" "$TMP/proxy.err" ||
 			fail "$mode: $(cat "$TMP/proxy.err")"
 	done
-	# the kernel moved them: fails with the verdict not attached
-	assert_gt "$(counter proxy_redirected_bytes)" 32000000 "bytes the verdict redirected"
+	# the kernel moved them (what a full backlog left, the library copied):
+	# fails with the verdict not attached
+	assert_gt "$(counter proxy_redirected_bytes)" 1000000 "bytes the verdict redirected"
 	assert_eq "$(counter proxy_pairs)" 0 "pairs registered after the proxy stopped"
 	echo "result: copy, splice and sockmap: 1 B, 100 kB, 16 MiB each way, byte-exact"
 }
@@ -118,4 +119,39 @@ test_bad_input_gets_one_line_and_its_code() {
 	check 17 "cannot listen on 127.0.0.1:9302: Address already in use" \
 		--listen 127.0.0.1:9302 --connect 127.0.0.1:1 --mode copy
 	"$PROXY" --help | grep -q "Exit status" || fail "--help"
+}
+
+# acked_by_stalled_backend MODE: bytes a client got acknowledged, through
+# the proxy, by a backend that does not read for 2 s; then all is read. The
+# backend answers a byte later: its FIN must not reach the client before
+# the measurement (after a FIN to a socket, the bound no longer holds for
+# what that socket receives: README, Proxy splice).
+acked_by_stalled_backend() {
+	proxy "$1"
+	rm -f "$TMP/go"
+	server -a 127.0.0.1 -p 9301 -s 1 -S 2500 -r 64M -R 256K -G "$TMP/go" >"$TMP/server.out"
+	"$TCPCHECK" -a 127.0.0.1 -p 9300 -s 64M -r 1 >"$TMP/client.out" 2>&1 &
+	local client=$!
+	sleep 2
+	ss -tinH '( dport = :9300 )' | grep -o 'bytes_acked:[0-9]*' | head -n 1 | cut -d: -f2
+	touch "$TMP/go"
+	wait "$client" || fail "$1: client side broke: $(cat "$TMP/client.out")"
+	wait "$SERVER_PID" || fail "$1: server side broke (bytes lost or reordered)"
+	proxy_stop
+}
+
+test_stalled_backend_holds_what_a_copy_proxy_holds() {
+	load_for_proxy
+	sockmap_supported
+	local copy sockmap
+	copy=$(acked_by_stalled_backend copy)
+	sockmap=$(acked_by_stalled_backend sockmap)
+	assert_gt "$copy" 0 "bytes acknowledged through the copy proxy"
+	assert_gt "$sockmap" 0 "bytes acknowledged through the sockmap proxy"
+	# unbounded, the kernel took the whole 64 MiB at once
+	[ "$sockmap" -le $((copy * 3 / 2)) ] ||
+		fail "a stalled backend: sockmap took $sockmap bytes, a copy proxy $copy"
+	assert_gt "$(counter proxy_pass_backlog)" 0 "skbs left on the client's socket (the bound)"
+	echo "result: bytes taken in from the client while the backend stalled: copy $copy, sockmap $sockmap"
+	echo "result: sockmap: $(counter proxy_pass_backlog) skbs left for the backlog, $(counter proxy_resumed) resumed"
 }
