@@ -254,12 +254,16 @@ static int do_load(void)
 		goto out_unpin;
 	}
 
-	/* 5. the proxy splice: inert until a proxy registers a pair */
+	/* 5. the proxy splice: inert until a proxy registers a pair. A kernel
+	 *    that refuses it still gets the local bypass */
 	err = splice_load();
-	if (err) {
-		ret = err == -EPERM ? SB_EXIT_PERM : SB_EXIT_LOAD;
+	if (err == -EPERM) {
+		ret = SB_EXIT_PERM;
 		goto out_unpin;
 	}
+	if (err)
+		fprintf(stderr, "sockbypass: warning: the proxy splice is not available on this "
+			"kernel (sockbypass-proxy uses splice(2) here); the local bypass is loaded\n");
 
 	/* 6. traffic is touched last: attach sockops and pin the link */
 	link = bpf_program__attach_cgroup(skel->progs.sb_sockops, cg_fd);

@@ -5,6 +5,7 @@
  * proxy's pairs in. Inert until a proxy registers a pair.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,10 +31,8 @@ int splice_load(void)
 	bpf_map__set_max_entries(skel->maps.sbs_dirs, env.map_size);
 	bpf_map__set_max_entries(skel->maps.sbs_ctl, env.map_size);
 	err = splice_bpf__load(skel);
-	if (err) {
-		err_line("the kernel refused the proxy splice's verdict program: %s", strerror(-err));
+	if (err) /* the verifier's log went to libbpf's print (-v) */
 		goto out;
-	}
 	/* the verdict on the map before any socket enters it, as for sk_msg */
 	if (bpf_prog_attach(bpf_program__fd(skel->progs.sbs_verdict),
 			    bpf_map__fd(skel->maps.sbs_sockhash), BPF_SK_SKB_STREAM_VERDICT, 0)) {
@@ -43,6 +42,16 @@ int splice_load(void)
 	}
 	err = pin_maps(skel->obj, sb_splice_maps, sb_splice_maps_nr) ?:
 	      pin_prog(skel->progs.sbs_verdict, SBS_PIN_VERDICT);
+	if (err) { /* half a splice is none: the local bypass goes on alone */
+		char path[PATH_MAX];
+
+		for (size_t i = 0; i < sb_splice_maps_nr; i++) {
+			pin_path(path, sizeof(path), sb_splice_maps[i]);
+			unlink(path);
+		}
+		pin_path(path, sizeof(path), SBS_PIN_VERDICT);
+		unlink(path);
+	}
 out:
 	splice_bpf__destroy(skel); /* the pins hold what is needed */
 	return err;

@@ -125,6 +125,16 @@ static int open_sockmap(struct sbs *s, const char *pin_dir)
 	if (s->sockhash_fd < 0) {
 		int err = errno == EACCES ? EPERM : errno;
 
+		if (err == ENOENT) {
+			int local = open_pin(pin_dir, "sb_sockhash");
+
+			if (local >= 0) { /* loaded, but this kernel refused the verdict */
+				close(local);
+				snprintf(s->why, sizeof(s->why), "this kernel refused the proxy "
+					 "splice's verdict program (load.sh warned)");
+				return -EOPNOTSUPP;
+			}
+		}
 		snprintf(s->why, sizeof(s->why), err == ENOENT ?
 			 "sockbypass is not loaded at %s (sudo ./load.sh)" :
 			 "cannot open %s/" SBS_PIN_SOCKHASH ": %s (sockmap needs root)",

@@ -340,8 +340,8 @@ int main(int argc, char **argv)
 
 		fprintf(stderr, "sockbypass-proxy: --mode sockmap: %s\n",
 			err == ENOENT ? "sockbypass is not loaded (sudo ./load.sh first)" :
-			err == EOPNOTSUPP ? "this kernel has no verdict-only sockmap (Linux 5.13+); "
-					    "use --mode splice" :
+			err == EOPNOTSUPP ? "this kernel cannot splice in sockmap (Linux 5.13+, and "
+					    "load.sh did not warn); use --mode splice" :
 			err == EPERM ? "no permission to open sockbypass's pins: run as root" :
 			strerror(err));
 		return mode_exit(err);
