@@ -257,6 +257,13 @@ static void step(int ep, struct sbs *s, struct conn *c)
 
 	if (r > 0)
 		r = sbs_pair_step(c->pair);
+	if (r < 0 && !px.quiet) {
+		char line[512] = "";
+
+		if (c->pair)
+			sbs_pair_describe(c->pair, line, sizeof(line));
+		fprintf(stderr, "sockbypass-proxy: connection reset: %s (%s)\n", strerror(-r), line);
+	}
 	if (r <= 0)
 		drop_conn(ep, c, r < 0);
 }

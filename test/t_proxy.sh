@@ -33,7 +33,7 @@ through() {
 	shift
 	server -a 127.0.0.1 -p 9301 "${sargs[@]}"
 	"$TCPCHECK" -a 127.0.0.1 -p 9300 "$@" >"$TMP/client.out" 2>&1 ||
-		fail "client side broke: $(cat "$TMP/client.out")"
+		fail "client side broke: $(cat "$TMP/client.out"); $(tail -n 1 "$TMP/proxy.err")"
 	wait "$SERVER_PID" || fail "server side broke (bytes lost or reordered)"
 }
 
