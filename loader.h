@@ -69,6 +69,7 @@ int pin_maps(struct bpf_object *obj, const char *const *names, size_t n);
 int pin_prog(struct bpf_program *prog, const char *name);
 int pin_link(struct bpf_link *link, const char *name);
 void unpin_all(void);
+void read_percpu_counters(const char *name, __u64 *out, __u32 n);
 
 struct drain_scan {
 	unsigned int sockets;   /* in the map */

@@ -174,3 +174,24 @@ int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s
 	close(link_fd);
 	return err;
 }
+
+/* Sum each slot of a pinned per-CPU counter array over the CPUs into out. */
+void read_percpu_counters(const char *name, __u64 *out, __u32 n)
+{
+	int ncpus = libbpf_num_possible_cpus(), fd = obj_get(name);
+
+	if (fd >= 0 && ncpus > 0) {
+		__u64 vals[ncpus];
+
+		/* the kernel fills all ncpus values; valgrind believes in one */
+		memset(vals, 0, sizeof(vals));
+		for (__u32 i = 0; i < n; i++) {
+			if (bpf_map_lookup_elem(fd, &i, vals))
+				continue;
+			for (int c = 0; c < ncpus; c++)
+				out[i] += vals[c];
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+}

@@ -60,8 +60,8 @@ out:
 /* Registered pairs (two directions each) and the verdict's counters. */
 void splice_gather(struct splice_status *st)
 {
-	int ncpus = libbpf_num_possible_cpus(), fd;
 	__u64 key, next, *prev = NULL;
+	int fd;
 
 	memset(st, 0, sizeof(*st));
 	fd = obj_get(SBS_PIN_DIRS);
@@ -74,23 +74,7 @@ void splice_gather(struct splice_status *st)
 		prev = &key;
 	}
 	close(fd);
-	fd = obj_get(SBS_PIN_COUNTERS);
-	if (fd < 0 || ncpus <= 0)
-		goto out;
-	{
-		__u64 vals[ncpus];
-
-		memset(vals, 0, sizeof(vals));
-		for (__u32 i = 0; i < SBS_C_NR; i++) {
-			if (bpf_map_lookup_elem(fd, &i, vals))
-				continue;
-			for (int c = 0; c < ncpus; c++)
-				st->counters[i] += vals[c];
-		}
-	}
-out:
-	if (fd >= 0)
-		close(fd);
+	read_percpu_counters(SBS_PIN_COUNTERS, st->counters, SBS_C_NR);
 }
 
 static const char *const splice_counter_names[SBS_C_NR] = { SBS_COUNTER_NAMES };

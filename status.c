@@ -90,29 +90,6 @@ static void attached_cgroup(char *out)
 	close(fd);
 }
 
-static void read_counters(__u64 *out)
-{
-	int ncpus = libbpf_num_possible_cpus(), fd = obj_get("sb_counters");
-
-	if (fd < 0 || ncpus <= 0)
-		goto out;
-	{
-		__u64 vals[ncpus];
-
-		/* the kernel fills all ncpus values; valgrind believes in one */
-		memset(vals, 0, sizeof(vals));
-		for (__u32 i = 0; i < SB_C_NR; i++) {
-			if (bpf_map_lookup_elem(fd, &i, vals))
-				continue;
-			for (int c = 0; c < ncpus; c++)
-				out[i] += vals[c];
-		}
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-}
-
 static void gather(struct status *st)
 {
 	int fd, map_fd, prog_fd;
@@ -133,7 +110,7 @@ static void gather(struct status *st)
 		close(map_fd);
 	if (prog_fd >= 0)
 		close(prog_fd);
-	read_counters(st->counters);
+	read_percpu_counters("sb_counters", st->counters, SB_C_NR);
 	st->have_scope = scope_read(&st->scope);
 	splice_gather(&st->splice);
 }
