@@ -53,45 +53,34 @@ static __always_inline void count(__u32 idx, __u64 n)
 		*c += n;
 }
 
-/* What the verdict reads of a socket's psock (CO-RE: any kernel's layout). */
-struct sk_buff_head___sbs {
-	__u32 qlen;
+/* What the verdict reads of the destination's TCP (CO-RE: any layout). */
+struct tcp_sock___sbs {
+	__u64 bytes_acked;
+	__u32 write_seq;
+	__u32 snd_una;
 } __attribute__((preserve_access_index));
 
-struct sk_psock___sbs {
-	struct sk_buff_head___sbs ingress_skb;
-} __attribute__((preserve_access_index));
-
-struct sock___sbs {
-	void *sk_user_data;
-} __attribute__((preserve_access_index));
-
-#define SK_USER_DATA_PTRMASK (~7UL) /* low bits of sk_user_data are flags */
-
-/* sk's psock; sk from bpf_skc_to_tcp_sock(), a pointer the verifier may follow. */
-static __always_inline struct sk_psock___sbs *psock_of(struct sock___sbs *sk)
+/*
+ * Bytes sent on to the destination that its TCP has not taken yet: what
+ * went there (the verdict's and the library's) less what its TCP ever took
+ * since registration (acknowledged, or queued in it). Meaningful while the
+ * library holds nothing (flushed), the only time it is asked.
+ */
+static __always_inline __u64 backlog(struct sbs_dir *d, struct sbs_ctl *ctl)
 {
-	unsigned long ud = (unsigned long)sk->sk_user_data;
-
-	return (void *)(ud & SK_USER_DATA_PTRMASK);
-}
-
-/* skbs sent on to the socket of cookie that its TCP has not taken yet. */
-static __always_inline __u32 backlog(__u64 *cookie)
-{
-	struct bpf_sock *sk = bpf_map_lookup_elem(&sbs_sockhash, cookie);
-	struct sk_psock___sbs *psock;
-	struct sock___sbs *tsk;
-	__u32 qlen = 0;
+	struct bpf_sock *sk = bpf_map_lookup_elem(&sbs_sockhash, &d->peer);
+	struct tcp_sock___sbs *tp;
+	__u64 taken = 0, sent;
 
 	if (!sk)
 		return 0;
-	tsk = (void *)bpf_skc_to_tcp_sock(sk);
-	psock = tsk ? psock_of(tsk) : NULL;
-	if (psock)
-		bpf_probe_read_kernel(&qlen, sizeof(qlen), &psock->ingress_skb.qlen);
+	tp = (void *)bpf_skc_to_tcp_sock(sk);
+	if (tp)
+		taken = tp->bytes_acked + (__u32)(tp->write_seq - tp->snd_una);
 	bpf_sk_release(sk);
-	return qlen;
+	sent = d->redirected_bytes + ctl->consumed;
+	taken -= ctl->dst_base;
+	return sent > taken ? sent - taken : 0;
 }
 
 /*
@@ -139,11 +128,11 @@ int sbs_verdict(struct __sk_buff *skb)
 		 * holds none: then nothing this skb could overtake exists */
 		if (!ctl->flushed || ctl->consumed != d->passed_bytes)
 			return leave(d, len, SBS_C_PASS_HELD);
-		if (may_hold && backlog(&d->peer) > SBS_BACKLOG_MAX / 2)
+		if (may_hold && backlog(d, ctl) > SBS_BACKLOG_BYTES / 2)
 			return leave(d, len, SBS_C_PASS_HELD);
 		d->passing = 0;
 		count(SBS_C_RESUMED, 1);
-	} else if (may_hold && backlog(&d->peer) > SBS_BACKLOG_MAX) {
+	} else if (may_hold && backlog(d, ctl) > SBS_BACKLOG_BYTES) {
 		return leave(d, len, SBS_C_PASS_BACKLOG);
 	}
 	/* SK_PASS here means "redirect it": the kernel's own verdict is internal */

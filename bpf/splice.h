@@ -19,13 +19,13 @@
 
 #define SBS_SOCKHASH_MAX 65536
 /*
- * The bound: skbs the kernel has sent on but the destination's TCP has not
- * taken yet (its send buffer is full). Past it, skbs stay on the source,
- * whose window then closes, as for a proxy that stops reading; redirecting
- * resumes once the library read every byte left there, wrote them on, and
- * the backlog halved.
+ * The bound: bytes the kernel has sent on but the destination's TCP has
+ * not taken yet (its send buffer is full), about what a copy proxy holds
+ * in its buffers. Past it, skbs stay on the source, whose window then
+ * closes, as for a proxy that stops reading; redirecting resumes once the
+ * library read every byte left there, wrote them on, and the backlog halved.
  */
-#define SBS_BACKLOG_MAX 16
+#define SBS_BACKLOG_BYTES (256U << 10)
 
 /*
  * One direction of a registered pair, keyed by the cookie of the socket the
@@ -47,8 +47,10 @@ struct sbs_dir {
  * by the library, read by the verdict (sbs_dirs is the verdict's).
  */
 struct sbs_ctl {
+	__u64 dst_base; /* bytes the destination's TCP had taken at registration */
 	__u64 consumed; /* bytes the library has read from the source, as of
-			 * the last time it set flushed */
+			 * the last time it set flushed (and written on: it
+			 * sets flushed only with none in hand) */
 	__u32 flushed;  /* the library holds no byte of this direction and had
 			 * read consumed bytes when it last looked at the source */
 	__u32 no_hold;  /* never leave bytes on the source again: the library

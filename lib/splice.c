@@ -293,7 +293,7 @@ static int register_pair(struct sbs_pair *p)
 	for (i = 0; i < 2; i++) {
 		/* what arrived before registration is read by us, first */
 		struct sbs_dir v = { .peer = p->d[!i].src_cookie, .passing = 1 };
-		struct sbs_ctl c = {};
+		struct sbs_ctl c = { .dst_base = p->d[i].dst_base };
 
 		if (bpf_map_update_elem(s->ctl_fd, &p->d[i].src_cookie, &c, BPF_ANY) ||
 		    bpf_map_update_elem(s->dirs_fd, &p->d[i].src_cookie, &v, BPF_NOEXIST))
@@ -525,7 +525,8 @@ static int step_copy(struct dir *d)
 /* Tell the verdict what this direction's library side is doing. */
 static int set_ctl(struct sbs_pair *p, struct dir *d, bool flushed, bool no_hold)
 {
-	struct sbs_ctl c = { .consumed = d->user_read, .flushed = flushed, .no_hold = no_hold };
+	struct sbs_ctl c = { .dst_base = d->dst_base, .consumed = d->user_read, .flushed = flushed,
+			     .no_hold = no_hold };
 
 	if (d->flushed == flushed && d->no_hold == no_hold && d->ctl_consumed == d->user_read)
 		return 0;
