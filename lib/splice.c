@@ -346,6 +346,14 @@ static void unregister_pair(struct sbs_pair *p)
 	p->registered = false;
 }
 
+/* src's peer closed its side (a FIN); POLLERR is not an EOF. */
+static bool peer_closed(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP));
+}
+
 /* What each socket carried before the pair took it over. */
 static int note_bases(struct sbs_pair *p)
 {
@@ -353,13 +361,19 @@ static int note_bases(struct sbs_pair *p)
 		unsigned long long t1, t2, unread;
 		int err;
 
-		/* a byte arriving between the two reads would skew the base */
+		bool fin;
+
+		/* a byte or the FIN arriving between the reads would skew the base */
 		do {
-			err = received(p->d[i].src, &t1, &unread) ?: received(p->d[i].src, &t2, &unread);
+			err = received(p->d[i].src, &t1, &unread);
+			fin = peer_closed(p->d[i].src);
+			err = err ?: received(p->d[i].src, &t2, &unread);
 			if (err)
 				return err;
 		} while (t1 != t2);
-		p->d[i].src_base = t2 - unread;
+		/* a FIN that came already counts 1 in bytes_received, not in SIOCINQ:
+		 * it is still the pair's to pass on */
+		p->d[i].src_base = t2 - unread - (fin ? 1 : 0);
 		err = taken(p->d[i].dst, &p->d[i].dst_base);
 		if (err)
 			return err;
@@ -424,13 +438,6 @@ static bool again(int err)
 	return err == EAGAIN || err == EWOULDBLOCK;
 }
 
-/* src's peer closed its side (a FIN); POLLERR is not an EOF. */
-static bool peer_closed(int fd)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
-
-	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP));
-}
 
 /* The kernel's figures for a sockmap direction. */
 static int kernel_moved(struct sbs_pair *p, struct dir *d, struct sbs_dir *v)
