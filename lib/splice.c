@@ -301,6 +301,17 @@ static int register_pair(struct sbs_pair *p)
 	}
 	if (err)
 		goto undo;
+	/* a socket whose FIN came cannot enter a SOCKHASH: find out before the
+	 * other one is in (taking that one out again would drop what the
+	 * verdict left on it) */
+	for (i = 0; i < 2; i++) {
+		struct tcp_info ti;
+
+		if (tcp_info_of(fds[i], &ti))
+			return -errno;
+		if (ti.tcpi_state != BPF_TCP_ESTABLISHED) /* the kernel's numbering */
+			return -EOPNOTSUPP;
+	}
 	/* a socket of the local bypass: sk_msg hands its peer's bytes to it
 	 * without an skb, so no verdict would see them; the local bypass
 	 * skips the stack there already, and a copy can read such a socket */
