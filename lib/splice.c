@@ -308,10 +308,12 @@ static int register_pair(struct sbs_pair *p)
 		struct tcp_info ti;
 
 		if (tcp_info_of(fds[i], &ti))
-			return -errno;
-		if (ti.tcpi_state != BPF_TCP_ESTABLISHED) /* the kernel's numbering */
-			return -EOPNOTSUPP;
+			err = -errno;
+		else if (ti.tcpi_state != BPF_TCP_ESTABLISHED) /* the kernel's numbering */
+			err = -EOPNOTSUPP;
 	}
+	if (err)
+		goto undo;
 	/* a socket of the local bypass: sk_msg hands its peer's bytes to it
 	 * without an skb, so no verdict would see them; the local bypass
 	 * skips the stack there already, and a copy can read such a socket */

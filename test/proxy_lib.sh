@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# What t_proxy.sh and s_proxy.sh share: sockbypass-proxy between a tcpcheck
+# client on 127.0.0.1:9300 and a tcpcheck server on 127.0.0.1:9301.
+
+PROXY="$TOP/sockbypass-proxy"
+
+# proxy MODE [ARGS...]: sockbypass-proxy from 127.0.0.1:9300 to 127.0.0.1:9301.
+proxy() {
+	local mode=$1
+	shift
+	bg "$PROXY" --listen 127.0.0.1:9300 --connect 127.0.0.1:9301 --mode "$mode" \
+		--pin-dir "$PIN" "$@" 2>"$TMP/proxy.err"
+	PROXY_PID=$!
+	local _
+	for _ in $(seq 100); do
+		grep -q listening "$TMP/proxy.err" && return 0
+		kill -0 "$PROXY_PID" 2>/dev/null || fail "proxy: $(cat "$TMP/proxy.err")"
+		sleep 0.05
+	done
+	fail "proxy did not start: $(cat "$TMP/proxy.err")"
+}
+
+# proxy_stop: SIGTERM, then its summary line.
+proxy_stop() {
+	kill "$PROXY_PID"
+	wait "$PROXY_PID" || fail "proxy exited $?: $(cat "$TMP/proxy.err")"
+}
+
+# through SERVER_ARGS -- CLIENT_ARGS: a checked transfer through the proxy.
+through() {
+	local sargs=()
+	while [ "$1" != -- ]; do sargs+=("$1"); shift; done
+	shift
+	server -a 127.0.0.1 -p 9301 "${sargs[@]}"
+	"$TCPCHECK" -a 127.0.0.1 -p 9300 "$@" >"$TMP/client.out" 2>&1 ||
+		fail "client side broke: $(cat "$TMP/client.out"); $(tail -n 1 "$TMP/proxy.err")"
+	wait "$SERVER_PID" || fail "server side broke (bytes lost or reordered)"
+}
+
+# The proxy's own sockets stay off the local bypass: sockmap mode needs them.
+load_for_proxy() {
+	load --exclude-ports 9300,9301
+}
+
+sockmap_supported() {
+	# struct sk_psock_progs's skb_verdict came with verdict-only sockmap
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c >"$TMP/btf.h" 2>/dev/null
+	grep -q "skb_verdict;" "$TMP/btf.h" ||
+		not_applicable "no verdict-only sockmap (Linux 5.13+): --mode sockmap refused (README)"
+}
