@@ -3,7 +3,7 @@
 
 # proxy, proxy_stop, through, load_for_proxy, sockmap_supported
 # shellcheck source=test/proxy_lib.sh
-. "$TOP/test/proxy_lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/proxy_lib.sh"
 
 # 100 runs of 64 MiB each way through sockbypass-proxy in sockmap mode, a
 # slow backend and small send buffers (the kernel's backlog work then waits

@@ -4,7 +4,7 @@
 
 # proxy, proxy_stop, through, load_for_proxy, sockmap_supported
 # shellcheck source=test/proxy_lib.sh
-. "$TOP/test/proxy_lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/proxy_lib.sh"
 
 # sockmap mode's cases are in make stress (s_proxy.sh) while an
 # intermittent hang there is open (README: The proxy splice)
