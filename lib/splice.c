@@ -248,11 +248,9 @@ static int set_nonblock(int fd)
 	return fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) ? -errno : 0;
 }
 
-static int dir_init(struct dir *d, int src, int dst, enum sbs_mode mode)
+/* The buffer (copy; sockmap's copies of what the verdict left) or the pipe (splice). */
+static int dir_init(struct dir *d, enum sbs_mode mode)
 {
-	d->src = src;
-	d->dst = dst;
-	d->pipe[0] = d->pipe[1] = -1;
 	if (mode == SBS_SPLICE) {
 		if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC))
 			return -errno;
@@ -418,8 +416,7 @@ struct sbs_pair *sbs_pair_new(struct sbs *s, int a, int b)
 	}
 	for (i = 0; !err && i < 2; i++) {
 		p->d[i].sockmap = p->mode == SBS_SOCKMAP;
-		err = dir_init(&p->d[i], p->d[i].src, p->d[i].dst,
-			       p->mode == SBS_SOCKMAP ? SBS_COPY : p->mode);
+		err = dir_init(&p->d[i], p->mode);
 	}
 	if (err) {
 		sbs_pair_free(p);
@@ -478,7 +475,7 @@ static int dst_caught_up(struct sbs_pair *p, struct dir *d, bool *yes)
 }
 
 /* Copy (or splice) what src has for dst: until EAGAIN on either side. */
-static int copy_some(struct dir *d, bool may_write)
+static int copy_some(struct dir *d)
 {
 	ssize_t n;
 
@@ -489,21 +486,19 @@ static int copy_some(struct dir *d, bool may_write)
 					   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 				if (n == 0)
 					d->rdhup = true;
-				else if (n < 0 && !again(errno))
-					return errno == ECONNRESET ? -ECONNRESET : -errno;
 				else if (n < 0)
-					return 0;
+					return again(errno) ? 0 : -errno;
 				else
 					d->in_pipe = n, d->user_read += n;
 			}
-			while (d->in_pipe && may_write) {
+			while (d->in_pipe) {
 				n = splice(d->pipe[0], NULL, d->dst, NULL, d->in_pipe,
 					   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
 				if (n < 0)
 					return again(errno) ? 0 : -errno;
 				d->in_pipe -= n, d->moved += n, d->user_written += n;
 			}
-			if (d->in_pipe || d->rdhup || !may_write)
+			if (d->rdhup)
 				return 0;
 			continue;
 		}
@@ -516,13 +511,13 @@ static int copy_some(struct dir *d, bool may_write)
 			else
 				d->off = 0, d->len = n, d->user_read += n;
 		}
-		while (d->off < d->len && may_write) {
+		while (d->off < d->len) {
 			n = send(d->dst, d->buf + d->off, d->len - d->off, MSG_DONTWAIT | MSG_NOSIGNAL);
 			if (n < 0)
 				return again(errno) ? 0 : -errno;
 			d->off += n, d->moved += n, d->user_written += n;
 		}
-		if (d->off < d->len || d->rdhup || !may_write)
+		if (d->rdhup)
 			return 0;
 	}
 }
@@ -530,7 +525,7 @@ static int copy_some(struct dir *d, bool may_write)
 /* copy or splice: EOF is read(2) returning 0 with nothing left to write. */
 static int step_copy(struct dir *d)
 {
-	int err = copy_some(d, true);
+	int err = copy_some(d);
 
 	if (err)
 		return err;
