@@ -217,27 +217,32 @@ static int tcp_info_of(int fd, struct tcp_info *ti)
 }
 
 /* Bytes (and a FIN, as 1) fd's TCP has received; of those, not yet read. */
-static int received(int fd, unsigned long long *total, unsigned long long *unread)
+/* Bytes fd's TCP ever received (a FIN counts 1). */
+static int received(int fd, unsigned long long *total)
 {
 	struct tcp_info ti;
-	int inq = 0;
 
-	if (tcp_info_of(fd, &ti) || ioctl(fd, SIOCINQ, &inq))
+	if (tcp_info_of(fd, &ti))
 		return -errno;
 	*total = ti.tcpi_bytes_received;
-	*unread = inq > 0 ? inq : 0;
 	return 0;
 }
 
-/* Bytes ever written into fd's TCP (acknowledged or still queued). */
+/*
+ * Bytes ever written into fd's TCP (acknowledged or still queued). An ACK
+ * between reading the acked count and the queue would make it look short,
+ * so read until the acked count held still around the queue's size.
+ */
 static int taken(int fd, unsigned long long *total)
 {
-	struct tcp_info ti;
+	struct tcp_info t1, t2;
 	int outq = 0;
 
-	if (tcp_info_of(fd, &ti) || ioctl(fd, SIOCOUTQ, &outq))
-		return -errno;
-	*total = ti.tcpi_bytes_acked + (outq > 0 ? outq : 0);
+	do {
+		if (tcp_info_of(fd, &t1) || ioctl(fd, SIOCOUTQ, &outq) || tcp_info_of(fd, &t2))
+			return -errno;
+	} while (t1.tcpi_bytes_acked != t2.tcpi_bytes_acked);
+	*total = t2.tcpi_bytes_acked + (outq > 0 ? outq : 0);
 	return 0;
 }
 
@@ -365,26 +370,31 @@ static bool peer_closed(int fd)
 	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP));
 }
 
-/* What each socket carried before the pair took it over. */
+/*
+ * What each socket carried before the pair took it over: received minus
+ * still unread. A byte or the FIN arriving between reading the count and
+ * the queue would skew the base (a hung pair once showed -54), so read
+ * until the count held still around the queue's size and the FIN check.
+ */
 static int note_bases(struct sbs_pair *p)
 {
 	for (int i = 0; i < 2; i++) {
-		unsigned long long t1, t2, unread;
-		int err;
-
+		unsigned long long t1, t2;
+		int inq = 0, err;
 		bool fin;
 
-		/* a byte or the FIN arriving between the reads would skew the base */
 		do {
-			err = received(p->d[i].src, &t1, &unread);
+			err = received(p->d[i].src, &t1);
+			if (!err && ioctl(p->d[i].src, SIOCINQ, &inq))
+				err = -errno;
 			fin = peer_closed(p->d[i].src);
-			err = err ?: received(p->d[i].src, &t2, &unread);
+			err = err ?: received(p->d[i].src, &t2);
 			if (err)
 				return err;
 		} while (t1 != t2);
 		/* a FIN that came already counts 1 in bytes_received, not in SIOCINQ:
 		 * it is still the pair's to pass on */
-		p->d[i].src_base = t2 - unread - (fin ? 1 : 0);
+		p->d[i].src_base = t2 - (inq > 0 ? inq : 0) - (fin ? 1 : 0);
 		err = taken(p->d[i].dst, &p->d[i].dst_base);
 		if (err)
 			return err;
@@ -636,7 +646,7 @@ static int copy_left(struct sbs_pair *p, struct dir *d)
  */
 static int quiesce_source(struct sbs_pair *p, struct dir *o, bool *ready)
 {
-	unsigned long long total, unread;
+	unsigned long long total;
 	struct sbs_dir v;
 	int err;
 
@@ -646,7 +656,7 @@ static int quiesce_source(struct sbs_pair *p, struct dir *o, bool *ready)
 		return 0;
 	}
 	err = set_ctl(p, o, o->flushed, true) ?: copy_left(p, o) ?: kernel_moved(p, o, &v) ?:
-	      received(o->src, &total, &unread);
+	      received(o->src, &total);
 	if (err || o->off < o->len)
 		return err;
 	/* every byte it will ever receive is in (its FIN came, all counted) */
@@ -666,7 +676,7 @@ static int quiesce_source(struct sbs_pair *p, struct dir *o, bool *ready)
  */
 static int step_sockmap(struct sbs_pair *p, struct dir *d)
 {
-	unsigned long long total, unread;
+	unsigned long long total;
 	struct sbs_dir v;
 	bool caught_up, ready;
 	int err;
@@ -677,10 +687,9 @@ static int step_sockmap(struct sbs_pair *p, struct dir *d)
 	if (!d->fin_seen && !peer_closed(d->src))
 		return 0;
 	d->fin_seen = true;
-	err = received(d->src, &total, &unread) ?: kernel_moved(p, d, &v);
+	err = received(d->src, &total) ?: kernel_moved(p, d, &v);
 	if (err)
 		return err;
-	(void)unread; /* every byte is counted here; SIOCINQ lags on some kernels */
 	if (d->src_base + v.redirected_bytes + d->user_read + 1 < total || d->off < d->len)
 		return 0; /* the verdict (or we) have not handled every byte yet */
 	err = dst_caught_up(p, d, &caught_up);
