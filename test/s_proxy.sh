@@ -39,41 +39,6 @@ test_eof_gate_100_runs_of_64mib() {
 	echo "result: 100 runs of 64 MiB each way, both half-close orders: byte-exact; $(tail -n 1 "$TMP/proxy.err")"
 }
 
-test_sockmap_every_size_byte_exact_both_ways() {
-	local size
-	load_for_proxy
-	sockmap_supported
-	proxy sockmap
-	for size in 1 100000 16M; do
-		through -s "$size" -r "$size" -R 64K -- -s "$size" -r "$size" -w 16K
-	done
-	proxy_stop
-	# a client that sent its 1 byte and its FIN before the pair was
-	# registered cannot enter a SOCKHASH (not ESTABLISHED): copied
-	grep -q "3 connections.*sockmap [1-3].*0 reset" "$TMP/proxy.err" || fail "$(cat "$TMP/proxy.err")"
-	# the kernel moved them (what a full backlog left, the library copied):
-	# fails with the verdict not attached
-	assert_gt "$(counter proxy_redirected_bytes)" 1000000 "bytes the verdict redirected"
-	assert_eq "$(counter proxy_pairs)" 0 "pairs registered after the proxy stopped"
-	echo "result: sockmap: 1 B, 100 kB, 16 MiB each way, byte-exact"
-}
-
-test_eof_after_the_last_byte_either_side_first() {
-	load_for_proxy
-	sockmap_supported
-	proxy sockmap
-	local _
-	for _ in 1 2 3; do
-		# the client is done first, the server keeps sending; then the other way round
-		through -s 24M -r 1M -S 200 -- -s 1M -r 24M
-		through -s 1M -r 24M -- -s 24M -r 1M -S 200
-	done
-	proxy_stop
-	grep -q "6 connections.*sockmap 6.*0 reset" "$TMP/proxy.err" || fail "$(cat "$TMP/proxy.err")"
-	# 5.10 hands the verdict no zero-length skb for a FIN; later kernels do
-	echo "result: 6 transfers, both orders, byte-exact; FINs the verdict dropped: $(counter proxy_fin)"
-}
-
 # acked_by_stalled_backend MODE: bytes a client got acknowledged, through
 # the proxy, by a backend that does not read for 2 s; then all is read. The
 # backend answers a byte later: its FIN must not reach the client before
