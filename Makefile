@@ -67,10 +67,11 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 
 LOADER_OBJS := $(OUTPUT)/loader.o $(OUTPUT)/options.o $(OUTPUT)/pins.o $(OUTPUT)/status.o \
 	$(OUTPUT)/features.o $(OUTPUT)/ports.o $(OUTPUT)/scope.o $(OUTPUT)/errmsg.o \
-	$(OUTPUT)/splice_load.o
+	$(OUTPUT)/splice_load.o $(OUTPUT)/portmap_load.o $(OUTPUT)/portmap.o $(OUTPUT)/paths.o
+SKELS := $(OUTPUT)/sockbypass.skel.h $(OUTPUT)/splice.skel.h $(OUTPUT)/portmap.skel.h
 
-# every loader object waits for the skeletons: loader.c and splice_load.c include them
-$(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(OUTPUT)/sockbypass.skel.h $(OUTPUT)/splice.skel.h Makefile | $(OUTPUT)
+# every loader object waits for the skeletons: loader.c and the *_load.c include them
+$(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(SKELS) Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT) -Ibpf -MMD -MP -c $< -o $@
 
@@ -106,9 +107,8 @@ $(OUTPUT)/sockbench: bench/sockbench.c Makefile | $(OUTPUT)
 
 # The loader with ASan and UBSan, for the error-path tests (SOCKBYPASS_BIN=...).
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LOADER_SRCS := loader.c options.c pins.c status.c features.c ports.c scope.c errmsg.c splice_load.c
-$(OUTPUT)/asan/sockbypass: $(LOADER_SRCS) loader.h $(OUTPUT)/sockbypass.skel.h $(OUTPUT)/splice.skel.h \
-		Makefile | $(OUTPUT)
+LOADER_SRCS := $(patsubst $(OUTPUT)/%.o,%.c,$(LOADER_OBJS))
+$(OUTPUT)/asan/sockbypass: $(LOADER_SRCS) loader.h $(SKELS) Makefile | $(OUTPUT)
 	$(call msg,CC-ASAN,$@)
 	$(Q)mkdir -p $(dir $@)
 	$(Q)$(CC) -g -O1 $(SANITIZE) -I$(OUTPUT) -Ibpf $(LOADER_SRCS) $(LIBBPF_LIBS) -o $@

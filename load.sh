@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 BUILD_PKGS="clang:clang bpftool:bpftool make:make cc:gcc pkg-config:pkg-config ip:iproute2
 tcpdump:tcpdump iperf3:iperf3"
 TEST_PKGS="shellcheck:shellcheck unshare:util-linux setpriv:util-linux jq:jq
-systemd-analyze:systemd nft:nftables"
+systemd-analyze:systemd nft:nftables python3:python3 curl:curl"
 STRESS_PKGS="redis-server:redis-server redis-benchmark:redis-tools nginx:nginx-light curl:curl
 valgrind:valgrind"
 BENCH_PKGS="sockperf:sockperf gnuplot:gnuplot-nox"

@@ -8,14 +8,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <mntent.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/magic.h>
@@ -34,56 +32,6 @@ static int libbpf_print_fn(enum libbpf_print_level level, const char *fmt, va_li
 }
 
 /* ---- environment ------------------------------------------------------- */
-
-static bool on_fs(const char *path, long magic)
-{
-	struct statfs st;
-
-	return statfs(path, &st) == 0 && st.f_type == magic;
-}
-
-/* The first cgroup2 mount in /proc/mounts (e.g. /sys/fs/cgroup/unified on hybrid systems). */
-int find_cgroup2_root(char *buf, size_t len)
-{
-	struct mntent *m;
-	FILE *f = setmntent("/proc/mounts", "r");
-	int err = -ENOENT;
-
-	if (!f)
-		return -errno;
-	while ((m = getmntent(f))) {
-		if (strcmp(m->mnt_type, "cgroup2") == 0) {
-			snprintf(buf, len, "%s", m->mnt_dir);
-			err = 0;
-			break;
-		}
-	}
-	endmntent(f);
-	return err;
-}
-
-static int open_cgroup(const char *path)
-{
-	struct stat st;
-	int fd;
-
-	if (stat(path, &st)) {
-		err_line("cgroup '%s': %s; pass an existing cgroup v2 directory with --cgroup",
-			 path, strerror(errno));
-		return -SB_EXIT_CGROUP;
-	}
-	if (!S_ISDIR(st.st_mode) || !on_fs(path, CGROUP2_SUPER_MAGIC)) {
-		err_line("'%s' is not a cgroup v2 directory (cgroup v1 or another filesystem); "
-			 "pass one under the cgroup2 mount with --cgroup", path);
-		return -SB_EXIT_CGROUP;
-	}
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		err_line("open cgroup '%s': %s", path, strerror(errno));
-		return -SB_EXIT_CGROUP;
-	}
-	return fd;
-}
 
 static int check_pin_parent(const char *dir)
 {
@@ -265,7 +213,18 @@ static int do_load(void)
 		fprintf(stderr, "sockbypass: warning: the proxy splice is not available on this "
 			"kernel (sockbypass-proxy uses splice(2) here); the local bypass is loaded\n");
 
-	/* 6. traffic is touched last: attach sockops and pin the link */
+	/* 6. virtual ports: inert until a port is mapped; a kernel without
+	 *    their hooks (getsockname: 5.8+) still gets the rest */
+	err = portmap_load(cg_fd);
+	if (err == -EPERM) {
+		ret = SB_EXIT_PERM;
+		goto out_unpin;
+	}
+	if (err)
+		fprintf(stderr, "sockbypass: warning: virtual ports are not available on this "
+			"kernel ('sockbypass portmap' will say so); the rest is loaded\n");
+
+	/* 7. traffic is touched last: attach sockops and pin the link */
 	link = bpf_program__attach_cgroup(skel->progs.sb_sockops, cg_fd);
 	if (!link) {
 		err = -errno;
@@ -388,6 +347,11 @@ int main(int argc, char **argv)
 		libbpf_set_print(libbpf_print_fn);
 		argv[1] = "sockbypass scope"; /* argp's name in its messages */
 		return do_scope(argc - 1, argv + 1);
+	}
+	if (argc > 1 && !strcmp(argv[1], "portmap")) {
+		libbpf_set_print(libbpf_print_fn);
+		argv[1] = "sockbypass portmap";
+		return do_portmap(argc - 1, argv + 1);
 	}
 	err = sb_parse_options(argc, argv, 0);
 	if (err)

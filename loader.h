@@ -8,6 +8,7 @@
 #include <linux/types.h>
 #include "sockbypass.h"
 #include "splice.h"
+#include "portmap.h"
 
 /* Exit codes: listed in --help and README.md; scripts pass them through. */
 enum sb_exit {
@@ -26,6 +27,9 @@ enum sb_exit {
 	/* 13 and 14 are trace_lo_traffic.sh's: nothing to judge, the command failed */
 	SB_EXIT_PORTS = 15,      /* a port list that is not one: port 0, > 65535, malformed */
 	SB_EXIT_PORT_CONFLICT = 16, /* a port on both --only-ports and --exclude-ports */
+	/* 17 is sockbypass-proxy's: it cannot listen on --listen */
+	SB_EXIT_PORT_MAPPED = 18,   /* portmap add: the port is mapped in that cgroup already */
+	SB_EXIT_PORT_UNMAPPED = 19, /* portmap remove: the cgroup does not map the port */
 };
 
 enum sb_mode { MODE_LOAD, MODE_UNLOAD, MODE_STATUS };
@@ -53,7 +57,13 @@ extern struct sb_env env;
 /* errmsg.c */
 void err_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int errno_exit(int err);
+
+/* paths.c: cgroup v2 and bpffs */
+bool on_fs(const char *path, long magic);
 int find_cgroup2_root(char *buf, size_t len);
+int open_cgroup(const char *path);
+__u64 cgroup_id_of(int cg_fd);
+bool cgroup_path_of(__u64 id, char *buf, size_t len);
 
 /* pins.c: the pin directory's layout */
 void pin_path(char *buf, size_t len, const char *name);
@@ -64,7 +74,9 @@ struct bpf_object;
 struct bpf_program;
 struct bpf_link;
 extern const char *const sb_local_maps[], *const sb_splice_maps[];
-extern const size_t sb_local_maps_nr, sb_splice_maps_nr;
+extern const char *const sb_portmap_maps[], *const sb_portmap_links[];
+extern const size_t sb_local_maps_nr, sb_splice_maps_nr, sb_portmap_maps_nr, sb_portmap_links_nr;
+void unpin_names(const char *const *names, size_t n);
 int pin_maps(struct bpf_object *obj, const char *const *names, size_t n);
 int pin_prog(struct bpf_program *prog, const char *name);
 int pin_link(struct bpf_link *link, const char *name);
@@ -111,6 +123,24 @@ struct splice_status {
 };
 void splice_gather(struct splice_status *st);
 void splice_print(const struct splice_status *st, enum sb_format format);
+
+/* portmap_load.c, portmap.c: virtual ports */
+int portmap_load(int cg_fd);
+#define PM_STATUS_MAX 1024 /* mappings status shows */
+struct portmap_entry {
+	__u64 cgroup;
+	__u32 vport, real, live;
+	bool is_default;
+};
+struct portmap_status {
+	bool present; /* its maps are pinned */
+	int n;
+	struct portmap_entry entries[PM_STATUS_MAX];
+	__u64 counters[PM_C_NR];
+};
+void portmap_gather(struct portmap_status *st);
+void portmap_print(const struct portmap_status *st, enum sb_format format);
+int do_portmap(int argc, char **argv);
 
 /* status.c */
 int do_status(void);

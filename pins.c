@@ -9,6 +9,7 @@
 #include <bpf/libbpf.h>
 #include "sockbypass.h"
 #include "splice.h"
+#include "portmap.h"
 #include "loader.h"
 
 const char *const sb_local_maps[] = {
@@ -21,6 +22,11 @@ const char *const sb_splice_maps[] = {
 	SBS_PIN_SOCKHASH, SBS_PIN_DIRS, SBS_PIN_CTL, SBS_PIN_COUNTERS,
 };
 const size_t sb_splice_maps_nr = ARRAY_SIZE(sb_splice_maps);
+/* virtual ports' (portmap_load.c): maps, and a cgroup link per program */
+const char *const sb_portmap_maps[] = { PM_MAPS };
+const size_t sb_portmap_maps_nr = ARRAY_SIZE(sb_portmap_maps);
+const char *const sb_portmap_links[] = { PM_PROGS };
+const size_t sb_portmap_links_nr = ARRAY_SIZE(sb_portmap_links);
 static const char *const pinned_progs[] = { SB_PIN_SOCKOPS, SB_PIN_SK_MSG, SB_PIN_DRAIN,
 					    SBS_PIN_VERDICT };
 /* links beside the cgroup's (SB_PIN_LINK), which stands for "loaded" */
@@ -39,21 +45,24 @@ bool pin_exists(const char *name)
 	return access(path, F_OK) == 0;
 }
 
+static int count_pins(const char *const *names, size_t n)
+{
+	int found = 0;
+
+	for (size_t i = 0; i < n; i++)
+		found += pin_exists(names[i]);
+	return found;
+}
+
 /* How many of our pins are in the pin dir. */
 int known_pins(void)
 {
-	int n = pin_exists(SB_PIN_LINK);
-	size_t i;
-
-	for (i = 0; i < sb_local_maps_nr; i++)
-		n += pin_exists(sb_local_maps[i]);
-	for (i = 0; i < sb_splice_maps_nr; i++)
-		n += pin_exists(sb_splice_maps[i]);
-	for (i = 0; i < ARRAY_SIZE(pinned_progs); i++)
-		n += pin_exists(pinned_progs[i]);
-	for (i = 0; i < ARRAY_SIZE(pinned_links); i++)
-		n += pin_exists(pinned_links[i]);
-	return n;
+	return pin_exists(SB_PIN_LINK) + count_pins(sb_local_maps, sb_local_maps_nr) +
+	       count_pins(sb_splice_maps, sb_splice_maps_nr) +
+	       count_pins(sb_portmap_maps, sb_portmap_maps_nr) +
+	       count_pins(sb_portmap_links, sb_portmap_links_nr) +
+	       count_pins(pinned_progs, ARRAY_SIZE(pinned_progs)) +
+	       count_pins(pinned_links, ARRAY_SIZE(pinned_links));
 }
 
 int obj_get(const char *name)
@@ -105,30 +114,32 @@ int pin_link(struct bpf_link *link, const char *name)
 	return pinned(bpf_link__pin(link, path), path);
 }
 
-/* Remove every pin this tool knows in the pin dir, then the dir. */
-void unpin_all(void)
+void unpin_names(const char *const *names, size_t n)
 {
 	char path[PATH_MAX];
-	size_t i;
 
-	pin_path(path, sizeof(path), SB_PIN_LINK);
-	unlink(path);
-	for (i = 0; i < ARRAY_SIZE(pinned_links); i++) {
-		pin_path(path, sizeof(path), pinned_links[i]);
+	for (size_t i = 0; i < n; i++) {
+		pin_path(path, sizeof(path), names[i]);
 		unlink(path);
 	}
-	for (i = 0; i < ARRAY_SIZE(pinned_progs); i++) {
-		pin_path(path, sizeof(path), pinned_progs[i]);
-		unlink(path);
-	}
-	for (i = 0; i < sb_local_maps_nr; i++) {
-		pin_path(path, sizeof(path), sb_local_maps[i]);
-		unlink(path);
-	}
-	for (i = 0; i < sb_splice_maps_nr; i++) {
-		pin_path(path, sizeof(path), sb_splice_maps[i]);
-		unlink(path);
-	}
+}
+
+/*
+ * Remove every pin this tool knows in the pin dir, then the dir. The
+ * sockops link first: from then on no connection is paired, and the
+ * portmap links next (listeners keep the real ports they have).
+ */
+void unpin_all(void)
+{
+	static const char *const link[] = { SB_PIN_LINK };
+
+	unpin_names(link, 1);
+	unpin_names(sb_portmap_links, sb_portmap_links_nr);
+	unpin_names(pinned_links, ARRAY_SIZE(pinned_links));
+	unpin_names(pinned_progs, ARRAY_SIZE(pinned_progs));
+	unpin_names(sb_local_maps, sb_local_maps_nr);
+	unpin_names(sb_splice_maps, sb_splice_maps_nr);
+	unpin_names(sb_portmap_maps, sb_portmap_maps_nr);
 	rmdir(env.pin_dir);
 }
 

@@ -5,7 +5,6 @@
  * proxy's pairs in. Inert until a proxy registers a pair.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,14 +42,10 @@ int splice_load(void)
 	err = pin_maps(skel->obj, sb_splice_maps, sb_splice_maps_nr) ?:
 	      pin_prog(skel->progs.sbs_verdict, SBS_PIN_VERDICT);
 	if (err) { /* half a splice is none: the local bypass goes on alone */
-		char path[PATH_MAX];
+		static const char *const verdict[] = { SBS_PIN_VERDICT };
 
-		for (size_t i = 0; i < sb_splice_maps_nr; i++) {
-			pin_path(path, sizeof(path), sb_splice_maps[i]);
-			unlink(path);
-		}
-		pin_path(path, sizeof(path), SBS_PIN_VERDICT);
-		unlink(path);
+		unpin_names(sb_splice_maps, sb_splice_maps_nr);
+		unpin_names(verdict, 1);
 	}
 out:
 	splice_bpf__destroy(skel); /* the pins hold what is needed */

@@ -27,6 +27,7 @@ struct status {
 	bool have_scope;
 	struct sb_scope scope;
 	struct splice_status splice;
+	struct portmap_status portmap;
 };
 
 static const char *const counter_names[SB_C_NR] = { SB_COUNTER_NAMES };
@@ -113,6 +114,7 @@ static void gather(struct status *st)
 	read_percpu_counters("sb_counters", st->counters, SB_C_NR);
 	st->have_scope = scope_read(&st->scope);
 	splice_gather(&st->splice);
+	portmap_gather(&st->portmap);
 }
 
 static void json_string(const char *s)
@@ -147,6 +149,8 @@ static void print_text(const struct status *st)
 		printf("%s: %llu\n", counter_names[i], (unsigned long long)st->counters[i]);
 	if (st->splice.present)
 		splice_print(&st->splice, FORMAT_TEXT);
+	if (st->portmap.present)
+		portmap_print(&st->portmap, FORMAT_TEXT);
 }
 
 static void print_json(const struct status *st)
@@ -177,6 +181,10 @@ static void print_json(const struct status *st)
 	if (st->splice.present) {
 		putchar(',');
 		splice_print(&st->splice, FORMAT_JSON);
+	}
+	if (st->portmap.present) {
+		putchar(',');
+		portmap_print(&st->portmap, FORMAT_JSON);
 	}
 	printf("}\n");
 }
@@ -223,6 +231,8 @@ static void print_prometheus(const struct status *st)
 	}
 	if (st->splice.present)
 		splice_print(&st->splice, FORMAT_PROMETHEUS);
+	if (st->portmap.present)
+		portmap_print(&st->portmap, FORMAT_PROMETHEUS);
 }
 
 int do_status(void)

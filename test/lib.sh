@@ -88,6 +88,14 @@ sb_cleanup() {
 			echo "$pid" >"$ORIG_CG/cgroup.procs" 2>/dev/null
 		done <"$CG/cgroup.procs"
 		echo "$BASHPID" >"$ORIG_CG/cgroup.procs" 2>/dev/null
+		# child cgroups a test made (instances of t_portmap.sh), deepest first
+		local child
+		while read -r child; do
+			while read -r pid; do
+				echo "$pid" >"$ORIG_CG/cgroup.procs" 2>/dev/null
+			done <"$child/cgroup.procs"
+			rmdir "$child" 2>/dev/null
+		done < <(find "$CG" -mindepth 1 -depth -type d 2>/dev/null)
 		rmdir "$CG" 2>/dev/null
 	fi
 	local cg
@@ -147,7 +155,7 @@ counter() {
 
 # map_count NAME: entries in a pinned map of the test's load.
 map_count() {
-	bpftool -j map dump pinned "$PIN/$1" | grep -o '"key":' | wc -l
+	bpftool -j map dump pinned "$PIN/$1" | jq length
 }
 
 # checked_streams N PORT SIZE [CLIENT_ARGS...]: N checked streams of SIZE each

@@ -58,7 +58,7 @@ test_status_json_and_prometheus() {
 		grep -qxF "$line" "$TMP/status.prom" || fail "no '$line' in: $(cat "$TMP/status.prom")"
 	done
 	# every sample line is NAME[{labels}] VALUE, every family has HELP and TYPE once
-	grep -v '^#' "$TMP/status.prom" | grep -vqE '^sockbypass_[a-z_]+(\{(reason|list)="[a-z_]+"\})? [0-9]+$' &&
+	grep -v '^#' "$TMP/status.prom" | grep -vqE '^sockbypass_[a-z_]+(\{(reason|list|event)="[a-z_]+"\})? [0-9]+$' &&
 		fail "malformed sample line: $(cat "$TMP/status.prom")"
 	assert_eq "$(grep -c '^# TYPE sockbypass_fallbacks_total ' "$TMP/status.prom")" 1 "TYPE lines per family"
 	grep -q "^cgroup: $CG\$" <("$SB" --status --pin-dir "$PIN") || fail "text status has no cgroup"

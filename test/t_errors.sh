@@ -43,6 +43,7 @@ test_not_root() {
 	expect 3 "needs root.*sudo ./load.sh" "${NOBODY[@]}" "$dir/load.sh"
 	expect 3 "needs root.*sudo ./unload.sh" "${NOBODY[@]}" "$dir/unload.sh"
 	expect 3 "scope needs root.*sudo" "${NOBODY[@]}" "$dir/sockbypass" scope
+	expect 3 "portmap needs root.*sudo" "${NOBODY[@]}" "$dir/sockbypass" portmap list
 	[ ! -e "$PIN" ] || fail "a failed non-root load left $PIN"
 }
 

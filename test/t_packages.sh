@@ -56,15 +56,15 @@ test_each_target_installs_what_it_uses() {
 	deps --test-deps
 	local got
 	got=$(installed)
-	for p in clang bpftool iperf3 tcpdump shellcheck jq nftables; do
+	for p in clang bpftool iperf3 tcpdump shellcheck jq nftables python3 curl; do
 		grep -qw -- "$p" <<<"$got" || fail "make test's deps miss $p: $got"
 	done
-	for p in redis-server redis-tools nginx-light curl valgrind sockperf; do
+	for p in redis-server redis-tools nginx-light valgrind sockperf; do
 		grep -qw -- "$p" <<<"$got" && fail "make test's deps install $p: $got"
 	done
 	deps --test-deps --stress-deps
 	got=$(installed)
-	for p in redis-server redis-tools nginx-light curl valgrind; do
+	for p in redis-server redis-tools nginx-light valgrind; do
 		grep -qw -- "$p" <<<"$got" || fail "make stress's deps miss $p: $got"
 	done
 	deps --bench-deps
