@@ -4,6 +4,10 @@
 
 sha() { sha256sum | cut -d' ' -f1; }
 
+# VPORT, portmap, map, in_instance
+# shellcheck source=test/portmap_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/portmap_lib.sh"
+
 test_redis_benchmark_and_large_values() {
 	command -v redis-server >/dev/null || fail "redis-server missing (apt-get install redis-server redis-tools)"
 	load
@@ -68,4 +72,88 @@ CONF
 	done
 	assert_gt "$(counter redirected_bytes)" $((8 * 64 * 1024 * 1024)) "bytes nginx sent through the bypass"
 	echo "result: nginx sendfile of 64 MiB to 8 curl clients at once, plain and bypassed: all sha256 equal"
+}
+
+# Virtual ports with real servers: two redis-server --port VPORT in sibling
+# cgroups; each cgroup's redis-cli reaches its own (a SET in one is not seen
+# through the other), and redis's own view of its port (CONFIG, INFO, the
+# client list's laddr, from getsockname) is VPORT.
+test_portmap_two_redis_on_one_port() {
+	command -v redis-server >/dev/null || fail "redis-server missing (apt-get install redis-server redis-tools)"
+	load
+	map a b
+	local name _
+	for name in a b; do
+		mkdir -p "$TMP/redis-$name"
+		bg "$TOP/test/run-in-cgroup" "$CG/$name" redis-server --port "$VPORT" --bind 127.0.0.1 \
+			--save "" --appendonly no --dir "$TMP/redis-$name" >"$TMP/redis-$name.log"
+		for _ in $(seq 50); do
+			in_instance "$name" redis-cli -p "$VPORT" ping 2>/dev/null | grep -q PONG && break
+			sleep 0.1
+		done
+	done
+	in_instance a redis-cli -p "$VPORT" SET who a >/dev/null || fail "SET in a"
+	assert_eq "$(in_instance a redis-cli -p "$VPORT" GET who)" "a" "GET who in a"
+	assert_eq "$(in_instance b redis-cli -p "$VPORT" GET who)" "" "GET who in b (a's SET)"
+	in_instance b redis-cli -p "$VPORT" SET who b >/dev/null || fail "SET in b"
+	assert_eq "$(in_instance a redis-cli -p "$VPORT" GET who)" "a" "GET who in a after b's SET"
+	in_instance a redis-cli -p "$VPORT" INFO server | grep -q "^tcp_port:$VPORT" ||
+		fail "redis in a does not say tcp_port:$VPORT"
+	in_instance a redis-cli -p "$VPORT" CLIENT LIST | grep -q "laddr=127.0.0.1:$VPORT" ||
+		fail "redis in a: client laddr: $(in_instance a redis-cli -p "$VPORT" CLIENT LIST)"
+	[ -z "$(ss -ltnH "sport = :$VPORT")" ] || fail "a listener on the real port $VPORT"
+	# the remapped connections are bypassed
+	head -c 4M /dev/urandom >"$TMP/value"
+	local before
+	before=$(counter redirected_bytes)
+	in_instance b redis-cli -p "$VPORT" -x SET big <"$TMP/value" >/dev/null || fail "SET big in b"
+	assert_eq "$(in_instance b redis-cli -p "$VPORT" --raw GET big | head -c 4M | sha)" \
+		"$(sha <"$TMP/value")" "4 MiB value read back in b"
+	assert_gt "$(($(counter redirected_bytes) - before))" 8000000 "bytes redis traffic redirected"
+	echo "result: two redis-server --port $VPORT, one per cgroup: separate data, names $VPORT"
+}
+
+# nginx listening on VPORT twice (IPv4 and IPv6 each), one per cgroup.
+test_portmap_nginx_twice_on_one_port() {
+	command -v nginx >/dev/null || fail "nginx missing (apt-get install nginx-light)"
+	load
+	map a b
+	local name _
+	for name in a b; do
+		mkdir -p "$TMP/ngx-$name"
+		cat >"$TMP/nginx-$name.conf" <<CONF
+daemon off;
+user root;
+worker_processes 1;
+pid $TMP/nginx-$name.pid;
+error_log $TMP/nginx-$name.err;
+events {}
+http {
+	access_log off;
+	client_body_temp_path $TMP/ngx-$name/body;
+	proxy_temp_path $TMP/ngx-$name/proxy;
+	fastcgi_temp_path $TMP/ngx-$name/fastcgi;
+	uwsgi_temp_path $TMP/ngx-$name/uwsgi;
+	scgi_temp_path $TMP/ngx-$name/scgi;
+	server {
+		listen 127.0.0.1:$VPORT;
+		listen [::1]:$VPORT;
+		location / { return 200 "nginx $name\n"; }
+	}
+}
+CONF
+		bg "$TOP/test/run-in-cgroup" "$CG/$name" nginx -c "$TMP/nginx-$name.conf" \
+			-e "$TMP/nginx-$name.err"
+		for _ in $(seq 50); do
+			in_instance "$name" curl -sf -o /dev/null "http://127.0.0.1:$VPORT/" && break
+			sleep 0.1
+		done
+	done
+	for name in a b; do
+		assert_eq "$(in_instance "$name" curl -s "http://127.0.0.1:$VPORT/")" "nginx $name" "IPv4 in $name"
+		assert_eq "$(in_instance "$name" curl -s "http://[::1]:$VPORT/")" "nginx $name" "IPv6 in $name"
+	done
+	portmap list | grep -q "a $VPORT -> real port [0-9]* (2 sockets)" ||
+		fail "a's v4 and v6 listeners do not share one real port: $(portmap list)"
+	echo "result: nginx on [::1]:$VPORT and 127.0.0.1:$VPORT twice, one per cgroup: each its own"
 }

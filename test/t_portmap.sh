@@ -2,27 +2,9 @@
 # Virtual ports: instances in sibling cgroups (children of the test's own)
 # bind the same port; each one's clients reach it; names read as that port.
 
-VPORT=9500
-
-portmap() {
-	"$SB" portmap --pin-dir "$PIN" "$@"
-}
-
-# map NAME... : VPORT mapped in each instance cgroup NAME (made here)
-map() {
-	local name
-	for name in "$@"; do
-		mkdir -p "$CG/$name"
-		portmap add --cgroup "$CG/$name" "$VPORT" >/dev/null 2>"$TMP/err" ||
-			fail "portmap add --cgroup $CG/$name: $(cat "$TMP/err")"
-	done
-}
-
-# in_instance NAME CMD...: run CMD in the instance cgroup NAME (made if missing)
-in_instance() {
-	mkdir -p "$CG/$1"
-	"$TOP/test/run-in-cgroup" "$CG/$1" "${@:2}"
-}
+# VPORT, portmap, map, in_instance
+# shellcheck source=test/portmap_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/portmap_lib.sh"
 
 # http_instance NAME [BIND_ADDR]: python's http.server on VPORT in cgroup
 # NAME, serving $TMP/www-NAME/who ("instance NAME"); pid in HTTP_PID.
