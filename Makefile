@@ -160,6 +160,7 @@ bench:
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/sockbench $(OUTPUT)/stall
 	QUICK=$(QUICK) ./bench/run.sh
 	QUICK=$(QUICK) ./bench/memory.sh
+	QUICK=$(QUICK) ./bench/portmap.sh
 
 install: $(BIN) sockbypass-proxy $(OUTPUT)/libsockbypass-splice.a $(OUTPUT)/libsockbypass-splice.so
 	$(call msg,INSTALL,$(DESTDIR)$(SBINDIR))

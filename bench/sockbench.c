@@ -12,6 +12,9 @@
  *   sockbench -L ADDR [-c CPU]                  serve many clients at once (epoll echo)
  *   sockbench -m many   -a ADDR -s SIZE -n CONNS -t SECS   CONNS open connections, round
  *                       trips on each in turn; kernel slab per connection (both ends)
+ *   sockbench -m bind    -a ADDR -t SECS       socket/bind ADDR/close: what a bind costs
+ *   sockbench -m refused -a ADDR -t SECS       socket/connect to ADDR, no listener/close
+ *                       (the cgroup bind and connect hooks' cost: virtual ports)
  *
  * ADDR is HOST:PORT for TCP (127.0.0.1:5000, [::1]:5000) or unix:PATH.
  * Prints one line of key=value results.
@@ -22,6 +25,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -470,6 +474,26 @@ int main(int argc, char **argv)
 				lat[n++] = now() - s;
 		} while (now() - t0 < secs);
 		print_latency("conn_per_s", lat, n, now() - t0);
+	} else if (!strcmp(mode, "bind") || !strcmp(mode, "refused")) {
+		struct sockaddr_storage ss;
+		socklen_t len = parse_addr(addr, &ss);
+		bool bind_mode = mode[0] == 'b';
+
+		t0 = now();
+		do {
+			double s = now();
+			int fd = socket(ss.ss_family, SOCK_STREAM, 0), one = 1;
+
+			if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
+				die("socket");
+			if (bind_mode ? bind(fd, (struct sockaddr *)&ss, len) :
+					!connect(fd, (struct sockaddr *)&ss, len) || errno != ECONNREFUSED)
+				die(bind_mode ? "bind" : "connect: not refused");
+			close(fd);
+			if (n < cap)
+				lat[n++] = now() - s;
+		} while (now() - t0 < secs);
+		print_latency("ops_per_s", lat, n, now() - t0);
 	} else {
 		fprintf(stderr, "sockbench: unknown mode '%s'\n", mode);
 		return 2;

@@ -94,19 +94,21 @@ static __always_inline bool mapped(__u32 port)
  */
 static __always_inline struct pm_port *own_mapping(__u32 vport, struct pm_key *key)
 {
-	struct pm_port *p;
+	struct pm_key k = { .vport = vport };
+	struct pm_port *p, *found = NULL;
 
-	for (int level = PM_MAX_LEVEL; level >= 0; level--) {
-		key->cgroup = bpf_get_current_ancestor_cgroup_id(level);
-		if (!key->cgroup)
-			continue; /* deeper than the task's own cgroup */
-		key->vport = vport;
-		key->pad = 0;
-		p = bpf_map_lookup_elem(&pm_ports, key);
-		if (p)
-			return p;
+	/* root first, down to the task's own cgroup: the last match is the deepest */
+	for (int level = 0; level <= PM_MAX_LEVEL; level++) {
+		k.cgroup = bpf_get_current_ancestor_cgroup_id(level);
+		if (!k.cgroup)
+			break; /* deeper than the task's own cgroup */
+		p = bpf_map_lookup_elem(&pm_ports, &k);
+		if (p) {
+			found = p;
+			*key = k;
+		}
 	}
-	return NULL;
+	return found;
 }
 
 static __always_inline bool tcp_addr(struct bpf_sock_addr *ctx)
