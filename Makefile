@@ -12,6 +12,8 @@ PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR  ?= $(PREFIX)/share/doc/sockbypass
+LIBDIR  ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
 INSTALL ?= install
 # installed name of each script: they find ./sockbypass beside them
 SCRIPTS := load.sh:sockbypass-load unload.sh:sockbypass-unload \
@@ -45,7 +47,7 @@ help:
 	@echo 'make stress     load, churn, reload cycles and hostile input (root; < 10 min)'
 	@echo 'make bench      benchmark tables and plots (root; QUICK=1 for under a minute)'
 	@echo 'make lint       shellcheck the scripts'
-	@echo 'make install    binary, scripts and systemd unit under PREFIX=$(PREFIX) (DESTDIR too)'
+	@echo 'make install    binary, scripts, unit, sockbypass-proxy, libsockbypass-splice under PREFIX=$(PREFIX) (DESTDIR too)'
 	@echo 'make uninstall  remove them'
 	@echo 'make clean      remove build output'
 
@@ -172,11 +174,20 @@ install: $(BIN) sockbypass-proxy $(OUTPUT)/libsockbypass-splice.a $(OUTPUT)/libs
 		> $(DESTDIR)$(UNITDIR)/sockbypass.service
 	$(Q)chmod 0644 $(DESTDIR)$(UNITDIR)/sockbypass.service
 	$(Q)$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	$(call msg,INSTALL,sockbypass-proxy and libsockbypass-splice)
+	$(Q)$(INSTALL) -m 0755 -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)
+	$(Q)$(INSTALL) -m 0755 sockbypass-proxy $(DESTDIR)$(SBINDIR)/sockbypass-proxy
+	$(Q)$(INSTALL) -m 0644 $(OUTPUT)/libsockbypass-splice.a $(DESTDIR)$(LIBDIR)/
+	$(Q)$(INSTALL) -m 0755 $(OUTPUT)/libsockbypass-splice.so $(DESTDIR)$(LIBDIR)/libsockbypass-splice.so.0
+	$(Q)ln -sf libsockbypass-splice.so.0 $(DESTDIR)$(LIBDIR)/libsockbypass-splice.so
+	$(Q)$(INSTALL) -m 0644 lib/sockbypass_splice.h $(DESTDIR)$(INCLUDEDIR)/
 
 uninstall:
 	$(call msg,UNINSTALL,$(DESTDIR)$(SBINDIR))
 	$(Q)rm -f $(DESTDIR)$(SBINDIR)/sockbypass $(DESTDIR)$(UNITDIR)/sockbypass.service \
-		$(DESTDIR)$(DOCDIR)/README.md \
+		$(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(SBINDIR)/sockbypass-proxy \
+		$(DESTDIR)$(LIBDIR)/libsockbypass-splice.a $(DESTDIR)$(LIBDIR)/libsockbypass-splice.so.0 \
+		$(DESTDIR)$(LIBDIR)/libsockbypass-splice.so $(DESTDIR)$(INCLUDEDIR)/sockbypass_splice.h \
 		$(foreach s,$(SCRIPTS),$(DESTDIR)$(SBINDIR)/$(word 2,$(subst :, ,$(s))))
 	$(Q)rmdir $(DESTDIR)$(DOCDIR) 2>/dev/null || true
 
