@@ -163,6 +163,7 @@ bench:
 	QUICK=$(QUICK) ./bench/run.sh
 	QUICK=$(QUICK) ./bench/memory.sh
 	QUICK=$(QUICK) ./bench/portmap.sh
+	QUICK=$(QUICK) ./bench/proxy.sh
 
 install: $(BIN) sockbypass-proxy $(OUTPUT)/libsockbypass-splice.a $(OUTPUT)/libsockbypass-splice.so
 	$(call msg,INSTALL,$(DESTDIR)$(SBINDIR))

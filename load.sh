@@ -11,7 +11,7 @@ TEST_PKGS="shellcheck:shellcheck unshare:util-linux setpriv:util-linux jq:jq
 systemd-analyze:systemd nft:nftables python3:python3 curl:curl"
 STRESS_PKGS="redis-server:redis-server redis-benchmark:redis-tools nginx:nginx-light curl:curl
 valgrind:valgrind"
-BENCH_PKGS="sockperf:sockperf gnuplot:gnuplot-nox"
+BENCH_PKGS="sockperf:sockperf gnuplot:gnuplot-nox haproxy:haproxy"
 
 usage() {
 	cat <<USAGE

@@ -13,3 +13,6 @@ top=${top:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 # shellcheck source=test/lib.sh
 . "$top/test/lib.sh"
 sb_setup
+# a signal ends the benchmark through its EXIT trap: nothing of it left running
+trap 'exit 130' INT
+trap 'exit 143' TERM

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
@@ -278,6 +279,17 @@ static int mode_exit(int err)
 	}
 }
 
+/* Two fds per connection: thousands of connections need more than the soft 1024. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -362,6 +374,7 @@ int main(int argc, char **argv)
 	if (!px.quiet)
 		fprintf(stderr, "sockbypass-proxy: listening on %s, mode %s\n", listen_spec,
 			sbs_why(s));
+	raise_fd_limit();
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);

@@ -203,9 +203,14 @@ test_remove_and_unload_with_listeners_alive() {
 	local server=$!
 	wait_file "$TMP/ready"
 	in_instance a "$TCPCHECK" -a 127.0.0.1 -p "$VPORT" -s 32M -r 32M >"$TMP/client.out" 2>&1 &
-	local client=$!
+	local client=$! real _
 	PIDS+=("$client")
-	sleep 0.3
+	real=$(real_port a)
+	# connected (a slow guest may take a while to start the client)
+	for _ in $(seq 100); do
+		[ -n "$(ss -tnH state established "( sport = :$real )")" ] && break
+		sleep 0.05
+	done
 	portmap remove --cgroup "$CG/a" >"$TMP/rm.out" || fail "remove: $(cat "$TMP/rm.out")"
 	grep -q "unmapped port $VPORT" "$TMP/rm.out" || fail "remove said: $(cat "$TMP/rm.out")"
 	# the listener keeps its real port; new clients get what they would with no listener
