@@ -484,16 +484,49 @@ static int dst_caught_up(struct sbs_pair *p, struct dir *d, bool *yes)
 	return 0;
 }
 
+/*
+ * splice(2) reads TCP's receive queue. Bytes the local bypass hands to src
+ * wait in its psock instead, where only recv() sees them: splice says
+ * EAGAIN (or 0 after the FIN) with bytes there. Such a direction is copied
+ * from then on (the pipe is empty when this is asked).
+ */
+static int splice_or_copy(struct dir *d, ssize_t *n)
+{
+	char c;
+
+	for (int tries = 0; tries < 2; tries++) {
+		*n = splice(d->src, NULL, d->pipe[1], NULL, COPY_BUF, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (*n > 0 || (*n < 0 && !again(errno)))
+			return 0;
+		if (recv(d->src, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 1)
+			return 0; /* really nothing (or the FIN) */
+		/* once more: a byte that reached TCP's queue just now shows to splice */
+	}
+	d->buf = malloc(COPY_BUF);
+	if (!d->buf)
+		return -ENOMEM;
+	close(d->pipe[0]);
+	close(d->pipe[1]);
+	d->pipe[0] = d->pipe[1] = -1;
+	*n = -1;
+	errno = EAGAIN;
+	return 1;
+}
+
 /* Copy (or splice) what src has for dst: until EAGAIN on either side. */
 static int copy_some(struct dir *d)
 {
 	ssize_t n;
+	int err;
 
 	for (;;) {
 		if (d->pipe[0] >= 0) {
 			if (!d->in_pipe && !d->rdhup) {
-				n = splice(d->src, NULL, d->pipe[1], NULL, COPY_BUF,
-					   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+				err = splice_or_copy(d, &n);
+				if (err < 0)
+					return err;
+				if (err > 0)
+					continue; /* copied from now on */
 				if (n == 0)
 					d->rdhup = true;
 				else if (n < 0)

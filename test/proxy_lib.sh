@@ -42,9 +42,19 @@ load_for_proxy() {
 	load --exclude-ports 9300,9301
 }
 
+# Does this kernel splice in sockmap? struct sk_psock_progs's skb_verdict
+# came with verdict-only sockmap (5.13).
+has_sockmap_splice() {
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c 2>/dev/null | grep -q "skb_verdict;"
+}
+
 sockmap_supported() {
-	# struct sk_psock_progs's skb_verdict came with verdict-only sockmap
-	bpftool btf dump file /sys/kernel/btf/vmlinux format c >"$TMP/btf.h" 2>/dev/null
-	grep -q "skb_verdict;" "$TMP/btf.h" ||
+	has_sockmap_splice ||
 		not_applicable "no verdict-only sockmap (Linux 5.13+): --mode sockmap refused (README)"
+}
+
+# The modes this kernel runs: copy and splice everywhere, sockmap where it can.
+proxy_modes() {
+	echo copy splice
+	has_sockmap_splice && echo sockmap
 }

@@ -73,3 +73,61 @@ test_stalled_backend_holds_what_a_copy_proxy_holds() {
 	echo "result: bytes taken in from the client while the backend stalled: copy $copy, sockmap $sockmap"
 	echo "result: sockmap: $(counter proxy_pass_backlog) skbs left for the backlog, $(counter proxy_resumed) resumed"
 }
+
+# redis-benchmark and curl <-> nginx through the proxy in every mode.
+test_redis_and_nginx_through_every_mode() {
+	command -v redis-server >/dev/null && command -v nginx >/dev/null ||
+		fail "redis-server or nginx missing (make stress installs them)"
+	load_for_proxy
+	local mode out want
+	bg redis-server --port 9301 --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" >/dev/null
+	for _ in $(seq 50); do redis-cli -p 9301 ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+	for mode in $(proxy_modes); do
+		proxy "$mode"
+		out=$(redis-benchmark -p 9300 -q -n 20000 -c 20 -d 1024 -t set,get 2>&1) ||
+			fail "$mode: redis-benchmark: $out"
+		[ "$(grep -c 'requests per second' <<<"$out")" = 2 ] || fail "$mode: redis-benchmark: $out"
+		echo "result: redis-benchmark through $mode: $(tr '\r' '\n' <<<"$out" |
+			grep 'requests per second' | sed 's/ requests per second.*//' | tr '\n' ' ')requests/s"
+		proxy_stop
+	done
+	mkdir -p "$TMP/www" "$TMP/ngx"
+	head -c 32M /dev/urandom >"$TMP/www/big"
+	want=$(sha256sum <"$TMP/www/big" | cut -d' ' -f1)
+	cat >"$TMP/nginx.conf" <<CONF
+daemon off;
+user root;
+worker_processes 1;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx.err;
+events {}
+http {
+	access_log off;
+	client_body_temp_path $TMP/ngx/body;
+	proxy_temp_path $TMP/ngx/proxy;
+	fastcgi_temp_path $TMP/ngx/fastcgi;
+	uwsgi_temp_path $TMP/ngx/uwsgi;
+	scgi_temp_path $TMP/ngx/scgi;
+	server { listen 127.0.0.1:9302; root $TMP/www; }
+}
+CONF
+	bg nginx -c "$TMP/nginx.conf" -e "$TMP/nginx.err"
+	for _ in $(seq 50); do curl -sf -o /dev/null -r 0-0 http://127.0.0.1:9302/big && break; sleep 0.1; done
+	for mode in $(proxy_modes); do
+		bg "$PROXY" --listen 127.0.0.1:9300 --connect 127.0.0.1:9302 --mode "$mode" \
+			--pin-dir "$PIN" 2>"$TMP/proxy.err"
+		PROXY_PID=$!
+		for _ in $(seq 100); do grep -q listening "$TMP/proxy.err" && break; sleep 0.05; done
+		local i pids=()
+		for i in 1 2 3 4; do
+			curl -sf http://127.0.0.1:9300/big | sha256sum | cut -d' ' -f1 >"$TMP/got.$i" &
+			pids+=($!)
+		done
+		wait "${pids[@]}"
+		for i in 1 2 3 4; do
+			assert_eq "$(cat "$TMP/got.$i")" "$want" "$mode: sha256 of download $i"
+		done
+		proxy_stop
+	done
+	echo "result: 4 curl downloads of 32 MiB from nginx at once through $(proxy_modes | tr '\n' ' '): sha256 equal"
+}
