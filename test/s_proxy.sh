@@ -76,8 +76,8 @@ test_stalled_backend_holds_what_a_copy_proxy_holds() {
 
 # redis-benchmark and curl <-> nginx through the proxy in every mode.
 test_redis_and_nginx_through_every_mode() {
-	command -v redis-server >/dev/null && command -v nginx >/dev/null ||
-		fail "redis-server or nginx missing (make stress installs them)"
+	command -v redis-server >/dev/null || fail "redis-server missing (make stress installs it)"
+	command -v nginx >/dev/null || fail "nginx missing (make stress installs it)"
 	load_for_proxy
 	local mode out want
 	bg redis-server --port 9301 --bind 127.0.0.1 --save "" --appendonly no --dir "$TMP" >/dev/null
