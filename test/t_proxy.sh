@@ -99,6 +99,77 @@ test_ipv6_every_mode_byte_exact() {
 	done
 }
 
+# 1,000 pairs at once through each mode, each a checked stream both ways
+# (tcpmany), all established before any byte; afterwards no entry is left.
+test_1000_concurrent_pairs_leave_nothing_behind() {
+	ulimit -n 8192
+	load_for_proxy
+	local many="$TOP/.output/tcpmany" mode srv
+	for mode in $(proxy_modes); do
+		bg "$many" -l -a 127.0.0.1 -p 9301 -n 1000 -k 16384 -f "$TMP/ready.$mode" >"$TMP/server.out" 2>&1
+		srv=$!
+		wait_file "$TMP/ready.$mode"
+		proxy "$mode"
+		"$many" -a 127.0.0.1 -p 9300 -n 1000 -k 16384 -H 200 >"$TMP/client.out" 2>&1 ||
+			fail "$mode: client: $(cat "$TMP/client.out"); $(tail -n 1 "$TMP/proxy.err")"
+		wait "$srv" || fail "$mode: server: $(cat "$TMP/server.out")"
+		proxy_stop
+		grep -q "1000 connections (.*$mode 1000.*0 reset" "$TMP/proxy.err" ||
+			fail "$mode: $(tail -n 1 "$TMP/proxy.err")"
+		assert_eq "$(counter proxy_pairs)" 0 "$mode: pairs registered afterwards"
+		assert_eq "$(map_count sbs_ctl)" 0 "$mode: sbs_ctl entries afterwards"
+	done
+	echo "result: 1,000 concurrent checked pairs through $(proxy_modes | tr '\n' ' ')"
+}
+
+# A client that resets mid-stream: the backend must see a reset too, never
+# a FIN (a truncated stream must not look complete), in every mode.
+test_reset_mid_stream_is_passed_on_as_a_reset() {
+	load_for_proxy
+	cat >"$TMP/backend.py" <<'EOF'
+import socket, sys
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", 9301))
+ls.listen()
+open(sys.argv[1], "w").close()
+c, _ = ls.accept()
+got = 0
+try:
+    while True:
+        b = c.recv(65536)
+        if not b:
+            print("eof", got)
+            break
+        got += len(b)
+except ConnectionResetError:
+    print("reset", got)
+EOF
+	cat >"$TMP/client.py" <<'EOF'
+import socket, struct, time
+c = socket.create_connection(("127.0.0.1", 9300))
+c.sendall(b"x" * (1 << 20))
+time.sleep(0.3)
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+c.close()
+EOF
+	local mode out
+	for mode in $(proxy_modes); do
+		rm -f "$TMP/ready"
+		python3 "$TMP/backend.py" "$TMP/ready" >"$TMP/backend.out" 2>&1 &
+		local backend=$!
+		PIDS+=("$backend")
+		wait_file "$TMP/ready"
+		proxy "$mode"
+		python3 "$TMP/client.py" || fail "$mode: client"
+		wait "$backend"
+		out=$(cat "$TMP/backend.out")
+		[ "${out%% *}" = reset ] || fail "$mode: the backend saw '$out', not a reset"
+		proxy_stop
+		grep -q "1 connections.*1 reset" "$TMP/proxy.err" || fail "$mode: $(tail -n 1 "$TMP/proxy.err")"
+	done
+}
+
 test_bypassed_sockets_are_left_to_the_local_bypass() {
 	load_roomy # the proxy's connections are local ones, in the cgroup: bypassed
 	# splice(2) cannot see bytes sk_msg hands to a socket: the library copies
