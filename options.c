@@ -28,6 +28,7 @@ static const char doc[] =
 	"       sockbypass --unload [--pin-dir PATH] [--timeout SECONDS]\n"
 	"       sockbypass --status [--json | --prometheus] [--pin-dir PATH]\n"
 	"       sockbypass scope [add | remove] [--only-ports LIST] [--exclude-ports LIST]\n"
+	"       sockbypass portmap add|remove|list  (virtual ports: portmap --help)\n"
 	"\n"
 	"Loads, pins under the pin dir, attaches to the cgroup and exits.\n"
 	"Defaults: --cgroup is the root of the cgroup v2 mount found in\n"
@@ -37,8 +38,9 @@ static const char doc[] =
 	"2 bad usage, 3 not root, 4 kernel lacks BPF/sockmap support,\n"
 	"5 pin dir not on bpffs, 6 cgroup missing or not v2, 7 pin dir holds a\n"
 	"partial state, 8 programs refused by the kernel, 9 unload waiting for\n"
-	"readers to drain bypassed data (run it again), 12 --status or scope: not\n"
-	"loaded, 15 a bad port list, 16 a port on both lists.\n";
+	"readers to drain bypassed data (run it again), 12 --status, scope or portmap:\n"
+	"not loaded, 15 a bad port list, 16 a port on both lists, 18 and 19 portmap's\n"
+	"(a port already mapped, a port not mapped).\n";
 
 static const struct argp_option opts[] = {
 	{ "cgroup", 'c', "PATH", 0, "cgroup v2 directory to cover (default: cgroup2 root)", 0 },

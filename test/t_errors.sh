@@ -20,6 +20,12 @@ test_help_everywhere() {
 		expect 0 "^Usage: " "$TOP/$cmd" --help
 	done
 	expect 0 "Usage: " "$TOP/test/run.sh" --help
+	expect 0 "Exit codes:" "$TOP/sockbypass" scope --help
+	expect 0 "Exit codes:" "$TOP/sockbypass" portmap --help
+	expect 0 "^Usage: sockbypass-proxy" "$TOP/sockbypass-proxy" --help
+	for cmd in run.sh portmap.sh proxy.sh memory.sh; do
+		expect 0 "^Usage: " "$TOP/bench/$cmd" --help
+	done
 }
 
 # no-root: test_bad_arguments_give_usage_code
