@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* How every part of the loader reports a failure: one line, one exit code. */
+/* How every part of the loader reports: a failure in one line with one exit code; JSON strings. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,4 +19,19 @@ void err_line(const char *fmt, ...)
 int errno_exit(int err)
 {
 	return (err == -EPERM || err == -EACCES) ? SB_EXIT_PERM : SB_EXIT_INTERNAL;
+}
+
+/* s as a JSON string, quotes and escapes included. */
+void json_string(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
 }

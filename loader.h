@@ -57,6 +57,7 @@ extern struct sb_env env;
 /* errmsg.c */
 void err_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int errno_exit(int err);
+void json_string(const char *s);
 
 /* paths.c: cgroup v2 and bpffs */
 bool on_fs(const char *path, long magic);

@@ -171,20 +171,6 @@ void portmap_gather(struct portmap_status *st)
 
 static const char *const counter_names[PM_C_NR] = { PM_COUNTER_NAMES };
 
-static void print_json_string(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 /* The path of a mapping's cgroup, or a note that it is gone (its id kept). */
 static const char *entry_path(const struct portmap_entry *e, char *buf, size_t len)
 {
@@ -218,7 +204,7 @@ void portmap_print(const struct portmap_status *st, enum sb_format format)
 			const struct portmap_entry *e = &st->entries[i];
 
 			printf("%s{\"cgroup\":", i ? "," : "");
-			print_json_string(entry_path(e, path, sizeof(path)));
+			json_string(entry_path(e, path, sizeof(path)));
 			printf(",\"port\":%u,\"real\":%u,\"sockets\":%u,\"default\":%s}", e->vport,
 			       e->real, e->live, e->is_default ? "true" : "false");
 		}

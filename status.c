@@ -117,20 +117,6 @@ static void gather(struct status *st)
 	portmap_gather(&st->portmap);
 }
 
-static void json_string(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static void print_text(const struct status *st)
 {
 	printf("loaded: %s\npin_dir: %s\n", strcmp(st->state, "loaded") ? st->state : "yes",

@@ -198,6 +198,29 @@ server() {
 	wait_file "$ready"
 }
 
+# nginx_conf FILE DIR SERVER_BLOCK: a foreground nginx configuration, its pid,
+# logs and temp files under DIR, one worker, serving SERVER_BLOCK
+nginx_conf() {
+	mkdir -p "$2"
+	cat >"$1" <<CONF
+daemon off;
+user root;
+worker_processes 1;
+pid $2/nginx.pid;
+error_log $2/nginx.err;
+events {}
+http {
+	access_log off;
+	client_body_temp_path $2/body;
+	proxy_temp_path $2/proxy;
+	fastcgi_temp_path $2/fastcgi;
+	uwsgi_temp_path $2/uwsgi;
+	scgi_temp_path $2/scgi;
+	$3
+}
+CONF
+}
+
 # outside_cgroup CMD...: run CMD from the cgroup the test started in. In the
 # background use "bg outside_cgroup ...": bg runs it so that its pid is CMD's.
 outside_cgroup() {

@@ -91,26 +91,10 @@ test_redis_and_nginx_through_every_mode() {
 			grep 'requests per second' | sed 's/ requests per second.*//' | tr '\n' ' ')requests/s"
 		proxy_stop
 	done
-	mkdir -p "$TMP/www" "$TMP/ngx"
+	mkdir -p "$TMP/www"
 	head -c 32M /dev/urandom >"$TMP/www/big"
 	want=$(sha256sum <"$TMP/www/big" | cut -d' ' -f1)
-	cat >"$TMP/nginx.conf" <<CONF
-daemon off;
-user root;
-worker_processes 1;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx.err;
-events {}
-http {
-	access_log off;
-	client_body_temp_path $TMP/ngx/body;
-	proxy_temp_path $TMP/ngx/proxy;
-	fastcgi_temp_path $TMP/ngx/fastcgi;
-	uwsgi_temp_path $TMP/ngx/uwsgi;
-	scgi_temp_path $TMP/ngx/scgi;
-	server { listen 127.0.0.1:9302; root $TMP/www; }
-}
-CONF
+	nginx_conf "$TMP/nginx.conf" "$TMP/ngx" "server { listen 127.0.0.1:9302; root $TMP/www; }"
 	bg nginx -c "$TMP/nginx.conf" -e "$TMP/nginx.err"
 	for _ in $(seq 50); do curl -sf -o /dev/null -r 0-0 http://127.0.0.1:9302/big && break; sleep 0.1; done
 	for mode in $(proxy_modes); do

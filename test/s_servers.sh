@@ -33,25 +33,10 @@ test_redis_benchmark_and_large_values() {
 
 test_nginx_large_file_to_many_clients() {
 	command -v nginx >/dev/null || fail "nginx missing (apt-get install nginx-light)"
-	mkdir -p "$TMP/www" "$TMP/ngx"
+	mkdir -p "$TMP/www"
 	head -c 64M /dev/urandom >"$TMP/www/big"
-	cat >"$TMP/nginx.conf" <<CONF
-daemon off;
-user root;
-worker_processes 2;
-pid $TMP/nginx.pid;
-error_log $TMP/nginx.err;
-events {}
-http {
-	access_log off;
-	client_body_temp_path $TMP/ngx/body;
-	proxy_temp_path $TMP/ngx/proxy;
-	fastcgi_temp_path $TMP/ngx/fastcgi;
-	uwsgi_temp_path $TMP/ngx/uwsgi;
-	scgi_temp_path $TMP/ngx/scgi;
-	server { listen 127.0.0.1:8088; root $TMP/www; }
-}
-CONF
+	nginx_conf "$TMP/nginx.conf" "$TMP/ngx" "server { listen 127.0.0.1:8088; root $TMP/www; }"
+	sed -i 's/worker_processes 1/worker_processes 2/' "$TMP/nginx.conf"
 	load
 	bg nginx -c "$TMP/nginx.conf" -e "$TMP/nginx.err"
 	for _ in $(seq 50); do curl -sf -o /dev/null -r 0-0 http://127.0.0.1:8088/big && break; sleep 0.1; done
@@ -120,28 +105,11 @@ test_portmap_nginx_twice_on_one_port() {
 	map a b
 	local name _
 	for name in a b; do
-		mkdir -p "$TMP/ngx-$name"
-		cat >"$TMP/nginx-$name.conf" <<CONF
-daemon off;
-user root;
-worker_processes 1;
-pid $TMP/nginx-$name.pid;
-error_log $TMP/nginx-$name.err;
-events {}
-http {
-	access_log off;
-	client_body_temp_path $TMP/ngx-$name/body;
-	proxy_temp_path $TMP/ngx-$name/proxy;
-	fastcgi_temp_path $TMP/ngx-$name/fastcgi;
-	uwsgi_temp_path $TMP/ngx-$name/uwsgi;
-	scgi_temp_path $TMP/ngx-$name/scgi;
-	server {
+		nginx_conf "$TMP/nginx-$name.conf" "$TMP/ngx-$name" "server {
 		listen 127.0.0.1:$VPORT;
 		listen [::1]:$VPORT;
-		location / { return 200 "nginx $name\n"; }
-	}
-}
-CONF
+		location / { return 200 \"nginx $name\\n\"; }
+	}"
 		bg "$TOP/test/run-in-cgroup" "$CG/$name" nginx -c "$TMP/nginx-$name.conf" \
 			-e "$TMP/nginx-$name.err"
 		for _ in $(seq 50); do
