@@ -283,14 +283,20 @@ static int open_fds(struct pm_fds *f)
 	return 0;
 }
 
-/* pm_mapped[port] += delta: how many cgroups map the port */
+/* pm_mapped[port] += delta: how many cgroups map the port; [0] counts all mappings */
 static int count_mapped(struct pm_fds *f, __u32 port, int delta)
 {
-	__u32 n = 0;
+	__u32 keys[2] = { port, 0 };
 
-	bpf_map_lookup_elem(f->mapped, &port, &n);
-	n = delta < 0 && n == 0 ? 0 : n + delta;
-	return bpf_map_update_elem(f->mapped, &port, &n, BPF_ANY) ? -errno : 0;
+	for (int i = 0; i < 2; i++) {
+		__u32 n = 0;
+
+		bpf_map_lookup_elem(f->mapped, &keys[i], &n);
+		n = delta < 0 && n == 0 ? 0 : n + delta;
+		if (bpf_map_update_elem(f->mapped, &keys[i], &n, BPF_ANY))
+			return -errno;
+	}
+	return 0;
 }
 
 static int add(struct pm_fds *f, __u64 cg)

@@ -33,7 +33,8 @@ struct {
 	__type(value, struct pm_port);
 } pm_ports SEC(".maps");
 
-/* port -> how many cgroups map it: the one lookup an unmapped port pays. */
+/* port -> how many cgroups map it: the one lookup an unmapped port pays;
+ * [0] (no one maps port 0) counts every mapping, for the name hooks */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 65536);
@@ -324,8 +325,8 @@ static __always_inline void name_mapped(struct bpf_sock_addr *ctx)
 	struct pm_real_key rk = {};
 	struct pm_key *k;
 
-	if (!tcp_addr(ctx))
-		return;
+	if (!tcp_addr(ctx) || !mapped(0))
+		return; /* no port mapped anywhere: every getsockname pays one lookup */
 	rk.netns = bpf_get_netns_cookie(ctx);
 	rk.real = bpf_ntohs(ctx->user_port);
 	k = bpf_map_lookup_elem(&pm_real, &rk);
