@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # make bench, proxy part: sockbypass-proxy in its three modes (copy: read and
 # write; splice: splice(2) through a pipe; sockmap: the kernel's verdict) and
-# HAProxy (mode tcp) where it is installed, between a sockbench client and a
-# sockbench backend on lo. All of it outside the covered cgroup, so the local
-# bypass takes none of these connections. Per mode and round: a 64 KiB-write
-# stream (Gbit/s, whole-machine CPU s per GB), 1 KiB round trips on one
-# connection (mean, p99), and 1 KiB round trips across CONNS open connections.
-# REPS rounds interleaved, medians. Prints a markdown table and writes it to
-# bench/results/latest/proxy.md.
+# HAProxy (mode tcp, with and without option splice-auto) where it is
+# installed. Clients and backends are in network namespaces of their own,
+# joined to the proxy's by veth pairs, so the proxy's sockets are real TCP
+# as a gateway's are; nothing is in the covered cgroup, so the local bypass
+# takes none of it. Per mode and round: iperf3 with one and with 8 streams
+# (Gbit/s, whole-machine CPU s per GB), 1 KiB round trips on one connection
+# (mean, p99) and across CONNS open connections (mean, p99, requests/s, CPU
+# µs and context switches per request). REPS rounds interleaved, medians.
+# Prints a markdown table and writes it to bench/results/latest/proxy.md.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/.." && pwd)
@@ -34,30 +36,49 @@ ulimit -n "$(ulimit -Hn)"
 if [ -z "$CONNS" ]; then
 	CONNS=$(($(ulimit -n) >= 60100 ? 10000 : ($(ulimit -n) - 100) / 6 / 500 * 500))
 fi
-rows="$TMP/rows.tsv" # mode rep gbit cpu_s_per_gb rtt_mean rtt_p99 many_mean many_p99
+rows="$TMP/rows.tsv" # mode rep, then the columns of table's rows
 : >"$rows"
 MODES="copy splice sockmap"
-command -v haproxy >/dev/null && MODES="$MODES haproxy"
+command -v haproxy >/dev/null && MODES="$MODES haproxy haproxy-splice"
 
 cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+switches() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
 field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p" | head -n 1; }
 outside() { "$top/test/run-in-cgroup" "$ORIG_CG" "$@"; }
-# in the background, its pid the command's own (run-in-cgroup execs)
+# in the background, its pid the command's own (run-in-cgroup and ip netns exec exec)
 outside_bg() {
 	"$top/test/run-in-cgroup" "$ORIG_CG" "$@" &
 	PIDS+=($!)
 }
 
+# client namespace 10.198.1.1 -- 10.198.1.2 proxy -- 10.198.2.2 ... 10.198.2.1 backend namespace
+CLI="sbpx-c-$$" SRV="sbpx-b-$$"
+new_netns "$CLI"
+new_netns "$SRV"
+ip link add sbpx-c type veth peer name sbpx-c1 netns "$CLI"
+ip link add sbpx-b type veth peer name sbpx-b1 netns "$SRV"
+ip addr add 10.198.1.2/24 dev sbpx-c
+ip addr add 10.198.2.2/24 dev sbpx-b
+ip link set sbpx-c up
+ip link set sbpx-b up
+ip -n "$CLI" addr add 10.198.1.1/24 dev sbpx-c1
+ip -n "$SRV" addr add 10.198.2.1/24 dev sbpx-b1
+ip -n "$CLI" link set sbpx-c1 up
+ip -n "$SRV" link set sbpx-b1 up
+in_cli() { outside ip netns exec "$CLI" "$@"; }
+
 load
-# backends: one client at a time (stream, rr), and an epoll echo server (many)
-outside_bg "$BENCH" -l 127.0.0.1:5601 -c 1 >/dev/null
-outside_bg "$BENCH" -L 127.0.0.1:5602 -c 1 >/dev/null
-sleep 0.3
+# backends: one client at a time (rr), an epoll echo server (many), iperf3
+outside_bg ip netns exec "$SRV" "$BENCH" -l 10.198.2.1:5601 -c 1 >/dev/null
+outside_bg ip netns exec "$SRV" "$BENCH" -L 10.198.2.1:5602 -c 1 >/dev/null
+outside_bg ip netns exec "$SRV" iperf3 -s -p 5603 >/dev/null 2>&1
+sleep 0.5
 
 # start_proxy MODE LISTEN_PORT BACKEND_PORT: pid in PROXY_PID, listening when it returns
 start_proxy() {
 	local mode=$1 lport=$2 bport=$3 _
-	if [ "$mode" = haproxy ]; then
+	case $mode in
+	haproxy*)
 		cat >"$TMP/haproxy.cfg" <<CFG
 global
 	maxconn $((CONNS + 100))
@@ -66,17 +87,18 @@ defaults
 	timeout connect 5s
 	timeout client 120s
 	timeout server 120s
+	$([ "$mode" = haproxy-splice ] && echo "option splice-auto")
 frontend f
-	bind 127.0.0.1:$lport
+	bind 10.198.1.2:$lport
 	default_backend b
 backend b
-	server s1 127.0.0.1:$bport
+	server s1 10.198.2.1:$bport
 CFG
-		outside_bg haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/proxy.err" 2>&1
-	else
-		outside_bg "$PROXY" --listen "127.0.0.1:$lport" --connect "127.0.0.1:$bport" \
-			--mode "$mode" --pin-dir "$PIN" --quiet 2>"$TMP/proxy.err"
-	fi
+		outside_bg haproxy -db -f "$TMP/haproxy.cfg" >"$TMP/proxy.err" 2>&1 ;;
+	*)
+		outside_bg "$PROXY" --listen "10.198.1.2:$lport" --connect "10.198.2.1:$bport" \
+			--mode "$mode" --pin-dir "$PIN" --quiet 2>"$TMP/proxy.err" ;;
+	esac
 	PROXY_PID=$!
 	for _ in $(seq 100); do
 		ss -ltnH "sport = :$lport" | grep -q . && return 0
@@ -90,22 +112,38 @@ stop_proxy() {
 	wait "$PROXY_PID" 2>/dev/null
 }
 
-round() {
-	local mode=$1 rep=$2 res t0 t1 gbit cpu rr many
-	start_proxy "$mode" 5611 5601
+# iperf3 STREAMS through the proxy on 5613: "Gbit/s CPU-s-per-GB"
+streams() {
+	local t0 t1 res
 	t0=$(cpu_ticks)
-	res=$(outside "$BENCH" -m stream -a 127.0.0.1:5611 -s 65536 -t "$SECS" -c 0) || res=""
+	res=$(in_cli iperf3 -c 10.198.1.2 -p 5613 -t "$SECS" -P "$1" -J 2>&1)
 	t1=$(cpu_ticks)
-	gbit=$(field gbit_s "$res")
-	cpu=$(awk -v t="$((t1 - t0))" -v b="$(field bytes "$res")" 'BEGIN { if (b > 0) printf "%.2f", t / 100 / (b / 1e9); else print "" }')
-	rr=$(outside "$BENCH" -m rr -a 127.0.0.1:5611 -s 1024 -t "$SECS" -c 0) || rr=""
+	jq -r --arg t "$((t1 - t0))" '.end.sum_received | "\(.bits_per_second / 1e9 * 100 | floor / 100) " +
+		"\(if .bytes > 0 then ($t | tonumber) / 100 / (.bytes / 1e9) * 100 | floor / 100 else "" end)"' \
+		<<<"$res" 2>/dev/null || echo " "
+}
+
+round() {
+	local mode=$1 rep=$2 one eight rr many t0 t1 c0 c1 reqs
+	start_proxy "$mode" 5613 5603
+	one=$(streams 1)
+	eight=$(streams 8)
+	stop_proxy
+	start_proxy "$mode" 5611 5601
+	rr=$(in_cli "$BENCH" -m rr -a 10.198.1.2:5611 -s 1024 -t "$SECS" -c 0) || rr=""
 	stop_proxy
 	start_proxy "$mode" 5612 5602
-	many=$(outside "$BENCH" -m many -a 127.0.0.1:5612 -s 1024 -n "$CONNS" -t "$SECS" -c 0) || many=""
+	t0=$(cpu_ticks) c0=$(switches)
+	many=$(in_cli "$BENCH" -m many -a 10.198.1.2:5612 -s 1024 -n "$CONNS" -t "$SECS" -c 0) || many=""
+	t1=$(cpu_ticks) c1=$(switches)
 	stop_proxy
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$rep" "$gbit" "$cpu" \
+	# the counters cover setting the connections up too: an upper bound per request
+	reqs=$(awk -v r="$(field rtt_per_s "$many")" -v s="$SECS" 'BEGIN { printf "%d", r * s }')
+	printf '%s\t%s\t%s %s\t%s %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$rep" $one $eight \
 		"$(field mean_us "$rr")" "$(field p99_us "$rr")" "$(field mean_us "$many")" \
-		"$(field p99_us "$many")" >>"$rows"
+		"$(field p99_us "$many")" "$(field rtt_per_s "$many")" \
+		"$(awk -v t="$((t1 - t0))" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.1f", t / 100 * 1e6 / n }')" \
+		"$(awk -v c="$((c1 - c0))" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.2f", c / n }')" | tr ' ' '\t' >>"$rows"
 }
 
 for rep in $(seq "$REPS"); do
@@ -118,7 +156,7 @@ median() { # column mode
 }
 table() {
 	local name mode
-	echo "### Proxies on lo ($REPS round(s), medians; kernel $(uname -r))"
+	echo "### Proxies between network namespaces over veth ($REPS round(s), medians; kernel $(uname -r))"
 	echo
 	printf '|'
 	for mode in "" $MODES; do printf ' %s |' "$mode"; done
@@ -126,9 +164,12 @@ table() {
 	printf '|---|'
 	for mode in $MODES; do printf -- '---:|'; done
 	echo
-	for name in "stream, 64 KiB writes (Gbit/s):3" "CPU s per GB (whole machine):4" \
-		"1 KiB round trip, mean (µs):5" "1 KiB round trip, p99 (µs):6" \
-		"1 KiB round trips over $CONNS connections, mean (µs):7" "... p99 (µs):8"; do
+	for name in "iperf3, 1 stream (Gbit/s):3" "... CPU s per GB (whole machine):4" \
+		"iperf3, 8 streams (Gbit/s):5" "... CPU s per GB:6" \
+		"1 KiB round trip, mean (µs):7" "1 KiB round trip, p99 (µs):8" \
+		"$CONNS connections, 1 KiB requests: mean (µs):9" "... p99 (µs):10" \
+		"... requests/s:11" "... CPU µs per request (whole machine):12" \
+		"... context switches per request:13"; do
 		printf '| %s |' "${name%:*}"
 		for mode in $MODES; do printf ' %s |' "$(median "${name##*:}" "$mode")"; done
 		echo
