@@ -95,6 +95,11 @@ sockbypass-proxy: proxy/sockbypass-proxy.c lib/sockbypass_splice.h $(OUTPUT)/lib
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) -Ilib $< $(OUTPUT)/libsockbypass-splice.a $(LIBBPF_LIBS) -o $@
 
+# the library's smallest complete user (README), built and run by the tests
+$(OUTPUT)/sbs-example: lib/example.c lib/sockbypass_splice.h $(OUTPUT)/libsockbypass-splice.a Makefile
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) -Ilib $< $(OUTPUT)/libsockbypass-splice.a $(LIBBPF_LIBS) -o $@
+
 $(OUTPUT)/tcpmany: test/tcpmany.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
@@ -138,7 +143,7 @@ $(OUTPUT)/tcpcheck: test/tcpcheck.c Makefile | $(OUTPUT)
 test:
 	./load.sh --deps-only --test-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
-		$(OUTPUT)/tcpmany $(OUTPUT)/stall
+		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/sbs-example
 	./test/run.sh $(TESTS)
 
 # The kernel matrix (root): the suite inside qemu guests running Debian's 6.1,
@@ -146,14 +151,15 @@ test:
 test-kernels:
 	./load.sh --deps-only --test-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
-		$(OUTPUT)/tcpmany $(OUTPUT)/stall
+		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/sbs-example
 	./test/kernels/matrix.sh $(KERNELS)
 
 # The stress suite (root, under 10 minutes): test/s_*.sh.
 stress:
 	./load.sh --deps-only --test-deps --stress-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
-		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/asan/sockbypass $(OUTPUT)/fuzz_options
+		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/sbs-example $(OUTPUT)/asan/sockbypass \
+		$(OUTPUT)/fuzz_options
 	SUITE=s ./test/run.sh $(TESTS)
 
 # Benchmarks (root): make bench, or make bench QUICK=1 for a headline run under a minute.

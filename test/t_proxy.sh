@@ -125,9 +125,10 @@ test_1000_concurrent_pairs_leave_nothing_behind() {
 # A client that resets mid-stream: the backend must see a reset too, never
 # a FIN (a truncated stream must not look complete), in every mode.
 test_reset_mid_stream_is_passed_on_as_a_reset() {
+	local bytes pause slow
 	load_for_proxy
 	cat >"$TMP/backend.py" <<'EOF'
-import socket, sys
+import socket, sys, time
 ls = socket.socket()
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 ls.bind(("127.0.0.1", 9301))
@@ -137,6 +138,7 @@ c, _ = ls.accept()
 got = 0
 try:
     while True:
+        time.sleep(float(sys.argv[2]))  # a slow reader: the proxy is draining at the reset
         b = c.recv(65536)
         if not b:
             print("eof", got)
@@ -146,28 +148,74 @@ except ConnectionResetError:
     print("reset", got)
 EOF
 	cat >"$TMP/client.py" <<'EOF'
-import socket, struct, time
+import socket, struct, sys, time
 c = socket.create_connection(("127.0.0.1", 9300))
-c.sendall(b"x" * (1 << 20))
-time.sleep(0.3)
+c.sendall(b"x" * int(sys.argv[1]))
+time.sleep(float(sys.argv[2]))
 c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 c.close()
 EOF
-	local mode out
-	for mode in $(proxy_modes); do
-		rm -f "$TMP/ready"
-		python3 "$TMP/backend.py" "$TMP/ready" >"$TMP/backend.out" 2>&1 &
-		local backend=$!
-		PIDS+=("$backend")
-		wait_file "$TMP/ready"
-		proxy "$mode"
-		python3 "$TMP/client.py" || fail "$mode: client"
-		wait "$backend"
-		out=$(cat "$TMP/backend.out")
-		[ "${out%% *}" = reset ] || fail "$mode: the backend saw '$out', not a reset"
-		proxy_stop
-		grep -q "1 connections.*1 reset" "$TMP/proxy.err" || fail "$mode: $(tail -n 1 "$TMP/proxy.err")"
+	local mode out case
+	# mid-stream: 1 MiB, a pause, the reset; during the drain: 8 MiB into a
+	# backend that reads 64 KiB every 10 ms, the reset as soon as they are sent
+	for case in "1048576 0.3 0" "8388608 0 0.01"; do
+		read -r bytes pause slow <<<"$case"
+		for mode in $(proxy_modes); do
+			rm -f "$TMP/ready"
+			python3 "$TMP/backend.py" "$TMP/ready" "$slow" >"$TMP/backend.out" 2>&1 &
+			local backend=$!
+			PIDS+=("$backend")
+			wait_file "$TMP/ready"
+			proxy "$mode"
+			python3 "$TMP/client.py" "$bytes" "$pause" || fail "$mode: client"
+			wait "$backend"
+			out=$(cat "$TMP/backend.out")
+			[ "${out%% *}" = reset ] || fail "$mode ($bytes B): the backend saw '$out', not a reset"
+			proxy_stop
+			grep -q "1 connections.*1 reset" "$TMP/proxy.err" ||
+				fail "$mode ($bytes B): $(tail -n 1 "$TMP/proxy.err")"
+		done
 	done
+}
+
+# A client whose bytes and FIN all arrived before the proxy took the
+# connection (the proxy stopped meanwhile): every mode passes all of it on,
+# then the EOF, and the backend's answer comes back whole.
+test_bytes_and_fin_before_registration() {
+	load_for_proxy
+	local mode client
+	for mode in $(proxy_modes); do
+		proxy "$mode"
+		server -a 127.0.0.1 -p 9301 -s 64K -r 100000
+		kill -STOP "$PROXY_PID"
+		"$TCPCHECK" -a 127.0.0.1 -p 9300 -s 100000 -r 64K >"$TMP/client.out" 2>&1 &
+		client=$!
+		PIDS+=("$client")
+		sleep 0.5 # connected (the kernel's backlog), 100 kB and the FIN queued
+		kill -CONT "$PROXY_PID"
+		wait "$client" || fail "$mode: client side broke: $(cat "$TMP/client.out")"
+		wait "$SERVER_PID" || fail "$mode: server side broke"
+		proxy_stop
+		grep -q "1 connections.*0 reset" "$TMP/proxy.err" || fail "$mode: $(tail -n 1 "$TMP/proxy.err")"
+	done
+}
+
+# lib/example.c, the README's complete small proxy, in every mode
+test_library_example_forwards_byte_exact() {
+	load_for_proxy
+	local mode _
+	for mode in $(proxy_modes); do
+		bg "$TOP/.output/sbs-example" 9300 9301 "$mode" "$PIN" 2>"$TMP/example.err"
+		local ex=$!
+		for _ in $(seq 100); do grep -q "example: $mode" "$TMP/example.err" && break; sleep 0.05; done
+		grep -q "example: $mode" "$TMP/example.err" || fail "$mode: $(cat "$TMP/example.err")"
+		through -s 16M -r 16M -- -s 16M -r 16M
+		through -s 1 -r 1 -- -s 1 -r 1
+		kill "$ex"
+		wait "$ex" 2>/dev/null
+		grep -q reset "$TMP/example.err" && fail "$mode: $(cat "$TMP/example.err")"
+	done
+	echo "result: lib/example.c forwarded 16 MiB and 1 B each way, byte-exact, in $(proxy_modes | tr '\n' ' ')"
 }
 
 test_bypassed_sockets_are_left_to_the_local_bypass() {
