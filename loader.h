@@ -83,6 +83,7 @@ int pin_prog(struct bpf_program *prog, const char *name);
 int pin_link(struct bpf_link *link, const char *name);
 void unpin_all(void);
 void read_percpu_counters(const char *name, __u64 *out, __u32 n);
+void attached_cgroup(char *out, size_t len);
 
 struct drain_scan {
 	unsigned int sockets;   /* in the map */

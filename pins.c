@@ -206,3 +206,19 @@ void read_percpu_counters(const char *name, __u64 *out, __u32 n)
 	if (fd >= 0)
 		close(fd);
 }
+
+/* The cgroup the pinned sockops link attaches to (the covered one), "" if none. */
+void attached_cgroup(char *out, size_t len)
+{
+	struct bpf_link_info info = {};
+	__u32 info_len = sizeof(info);
+	int fd = obj_get(SB_PIN_LINK);
+
+	out[0] = '\0';
+	if (fd < 0)
+		return;
+	if (bpf_obj_get_info_by_fd(fd, &info, &info_len) || info.type != BPF_LINK_TYPE_CGROUP ||
+	    !cgroup_path_of(info.cgroup.cgroup_id, out, len))
+		out[0] = '\0';
+	close(fd);
+}

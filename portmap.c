@@ -410,6 +410,26 @@ static int remove_ports(struct pm_fds *f, __u64 cg)
 	return SB_EXIT_OK;
 }
 
+/*
+ * The hooks see only sockets of the covered cgroup's tree: a mapping
+ * elsewhere would never apply. Paths compared after resolving links.
+ */
+static bool under_covered(const char *cg)
+{
+	char covered[PATH_MAX], covered_real[PATH_MAX], real[PATH_MAX];
+	size_t n;
+
+	attached_cgroup(covered, sizeof(covered));
+	if (!covered[0] || !realpath(covered, covered_real) || !realpath(cg, real))
+		return true; /* cannot tell: let it be */
+	n = strlen(covered_real);
+	if (!strncmp(real, covered_real, n) && (real[n] == '/' || real[n] == '\0' || n == 1))
+		return true;
+	err_line("'%s' is outside the cgroup sockbypass covers (%s): its sockets never reach "
+		 "the virtual ports' hooks; pick a cgroup under it", cg, covered_real);
+	return false;
+}
+
 int do_portmap(int argc, char **argv)
 {
 	struct pm_fds f;
@@ -440,6 +460,10 @@ int do_portmap(int argc, char **argv)
 	cg_fd = open_cgroup(req.cgroup);
 	if (cg_fd < 0)
 		return -cg_fd;
+	if (req.action == PM_ADD && !under_covered(req.cgroup)) {
+		close(cg_fd);
+		return SB_EXIT_CGROUP;
+	}
 	cg = cgroup_id_of(cg_fd);
 	close(cg_fd);
 	ret = open_fds(&f);

@@ -6,7 +6,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,47 +56,13 @@ static const struct { const char *metric, *reason, *help; } prom[SB_C_NR] = {
 	[SB_C_FALLBACK_MEMORY] = { "fallbacks", "memory", NULL },
 };
 
-/* nftw() has no context argument: the cgroup id being looked for. */
-static __u64 wanted_id;
-static char *found_path;
-
-static int match_cgroup(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	(void)ftw;
-	if (type == FTW_D && st->st_ino == wanted_id) {
-		snprintf(found_path, PATH_MAX, "%s", path);
-		return 1;
-	}
-	return 0;
-}
-
-/* The cgroup the pinned link attaches to: its id is its cgroup2 inode number. */
-static void attached_cgroup(char *out)
-{
-	struct bpf_link_info info = {};
-	__u32 len = sizeof(info);
-	char root[PATH_MAX];
-	int fd = obj_get(SB_PIN_LINK);
-
-	out[0] = '\0';
-	if (fd < 0)
-		return;
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && info.type == BPF_LINK_TYPE_CGROUP &&
-	    find_cgroup2_root(root, sizeof(root)) == 0) {
-		wanted_id = info.cgroup.cgroup_id;
-		found_path = out;
-		nftw(root, match_cgroup, 16, FTW_PHYS | FTW_MOUNT);
-	}
-	close(fd);
-}
-
 static void gather(struct status *st)
 {
 	int fd, map_fd, prog_fd;
 	__u32 zero = 0;
 
 	st->state = pin_exists(SB_PIN_LINK) ? "loaded" : "draining";
-	attached_cgroup(st->cgroup);
+	attached_cgroup(st->cgroup, sizeof(st->cgroup));
 	fd = obj_get("sb_config");
 	if (fd >= 0) {
 		bpf_map_lookup_elem(fd, &zero, &st->cfg);

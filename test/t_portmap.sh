@@ -257,6 +257,7 @@ test_bad_input_gets_one_line_and_its_code() {
 	check 15 "'http' is not a port" add --cgroup "$CG/a" http --pin-dir "$PIN"
 	check 6 "No such file" add --cgroup "$CG/nosuch" "$VPORT" --pin-dir "$PIN"
 	check 6 "not a cgroup v2 directory" add --cgroup "$TMP" "$VPORT" --pin-dir "$PIN"
+	check 6 "outside the cgroup sockbypass covers" add --cgroup "$ORIG_CG" "$VPORT" --pin-dir "$PIN"
 	map a
 	check 18 "already mapped" add --cgroup "$CG/a" "$VPORT" --pin-dir "$PIN"
 	mkdir -p "$CG/b"
