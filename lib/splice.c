@@ -475,6 +475,13 @@ static int dst_caught_up(struct sbs_pair *p, struct dir *d, bool *yes)
 	struct sbs_dir v;
 	int err;
 
+	int soerr = 0;
+	socklen_t len = sizeof(soerr);
+
+	/* a destination reset by its peer never takes more: waiting would hang
+	 * the pair (iperf3 resets its data connections), so the pair resets */
+	if (!getsockopt(d->dst, SOL_SOCKET, SO_ERROR, &soerr, &len) && soerr)
+		return -soerr;
 	err = kernel_moved(p, d, &v) ?: taken(d->dst, &now);
 	if (err)
 		return err;
