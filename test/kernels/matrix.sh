@@ -43,7 +43,7 @@ virtiofsd=/usr/lib/qemu/virtiofsd
 # case under TCG, ~2300 s for the whole suite
 kernel_cases="bypass:,backpressure: walked,backpressure: iperf3,backpressure: blocking,lifecycle: unload,netns: identical"
 kernel_cases+=",errors: degraded,order: fionread,order: waitall,trace: trace_lines,scope: excluded"
-kernel_cases+=",memory: stalled,memory: memory_limit,proxy: copy_and,proxy: sockmap_every,proxy: eof_after,portmap: names"
+kernel_cases+=",memory: stalled,memory: memory_limit,proxy: sockmap_every,proxy: eof_after,portmap: names"
 if [ $# -gt 0 ]; then kernels="$*"; else
 	kernels=${SB_KERNELS:-linux-image-cloud-amd64 linux-image-6.12-cloud-amd64@${kernel_cases// /+}
 		bullseye/linux-image-cloud-amd64@${kernel_cases// /+}}
