@@ -28,6 +28,7 @@ char LICENSE[] SEC("license") = "GPL";
 /* (cgroup, virtual port) -> the mapping's real port; written by `portmap add`. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* inert until used: no memory up front */
 	__uint(max_entries, PM_PORTS_MAX);
 	__type(key, struct pm_key);
 	__type(value, struct pm_port);
@@ -45,6 +46,7 @@ struct {
 /* virtual port -> the cgroup whose instance answers clients of no instance. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* inert until used: no memory up front */
 	__uint(max_entries, PM_PORTS_MAX);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -53,6 +55,7 @@ struct {
 /* (netns, real port) -> its mapping: what getsockname and getpeername translate. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* inert until used: no memory up front */
 	__uint(max_entries, PM_PORTS_MAX);
 	__type(key, struct pm_real_key);
 	__type(value, struct pm_key);
@@ -61,6 +64,7 @@ struct {
 /* socket cookie -> a socket bound through a mapping, until it closes. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* inert until used: no memory up front */
 	__uint(max_entries, PM_SOCKS_MAX);
 	__type(key, __u64);
 	__type(value, struct pm_sock);
