@@ -13,6 +13,10 @@ top=${top:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 # shellcheck source=test/lib.sh
 . "$top/test/lib.sh"
 sb_setup
+# CPU time of the whole machine (both ends run here), in 1/100 s
+cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+# context switches of the whole machine: a reader woken per write shows here
+switches() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
 # a signal ends the benchmark through its EXIT trap: nothing of it left running
 trap 'exit 130' INT
 trap 'exit 143' TERM

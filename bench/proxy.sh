@@ -41,8 +41,6 @@ rows="$TMP/rows.tsv" # mode rep, then the columns of table's rows
 MODES="copy splice sockmap"
 command -v haproxy >/dev/null && MODES="$MODES haproxy haproxy-splice"
 
-cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
-switches() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
 field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p" | head -n 1; }
 outside() { "$top/test/run-in-cgroup" "$ORIG_CG" "$@"; }
 # in the background, its pid the command's own (run-in-cgroup and ip netns exec exec)

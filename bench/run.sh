@@ -44,10 +44,6 @@ load
 # bytes sent on this namespace's lo (/proc/net/dev follows the network
 # namespace; /sys/class/net would show the host's lo)
 lo_bytes() { awk '$1 == "lo:" { print $10 }' /proc/net/dev; }
-# CPU time of the whole machine (both ends run here), in 1/100 s
-cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
-# context switches of the whole machine: a reader woken per write shows here
-switches() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
 # run time and runs of a program (kernel.bpf_stats_enabled): sb_sk_msg by default
 prog_stats() { bpftool -j prog show pinned "$PIN/${1:-sb_sk_msg}" | jq -r '"\(.run_time_ns // 0) \(.run_cnt // 0)"'; }
 # stream_pass runs: sockets stay in the map, the sk_msg program runs, but every

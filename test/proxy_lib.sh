@@ -4,12 +4,13 @@
 
 PROXY="$TOP/sockbypass-proxy"
 
-# proxy MODE [ARGS...]: sockbypass-proxy from 127.0.0.1:9300 to 127.0.0.1:9301.
+# proxy MODE [ARGS...]: sockbypass-proxy from PROXY_LISTEN (127.0.0.1:9300) to
+# PROXY_CONNECT (127.0.0.1:9301), listening when this returns.
 proxy() {
 	local mode=$1
 	shift
-	bg "$PROXY" --listen 127.0.0.1:9300 --connect 127.0.0.1:9301 --mode "$mode" \
-		--pin-dir "$PIN" "$@" 2>"$TMP/proxy.err"
+	bg "$PROXY" --listen "${PROXY_LISTEN:-127.0.0.1:9300}" --connect "${PROXY_CONNECT:-127.0.0.1:9301}" \
+		--mode "$mode" --pin-dir "$PIN" "$@" 2>"$TMP/proxy.err"
 	PROXY_PID=$!
 	local _
 	for _ in $(seq 100); do

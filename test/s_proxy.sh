@@ -98,10 +98,7 @@ test_redis_and_nginx_through_every_mode() {
 	bg nginx -c "$TMP/nginx.conf" -e "$TMP/nginx.err"
 	for _ in $(seq 50); do curl -sf -o /dev/null -r 0-0 http://127.0.0.1:9302/big && break; sleep 0.1; done
 	for mode in $(proxy_modes); do
-		bg "$PROXY" --listen 127.0.0.1:9300 --connect 127.0.0.1:9302 --mode "$mode" \
-			--pin-dir "$PIN" 2>"$TMP/proxy.err"
-		PROXY_PID=$!
-		for _ in $(seq 100); do grep -q listening "$TMP/proxy.err" && break; sleep 0.05; done
+		PROXY_CONNECT=127.0.0.1:9302 proxy "$mode"
 		local i pids=()
 		for i in 1 2 3 4; do
 			curl -sf http://127.0.0.1:9300/big | sha256sum | cut -d' ' -f1 >"$TMP/got.$i" &

@@ -86,12 +86,9 @@ test_iperf3_through_every_mode() {
 
 test_ipv6_every_mode_byte_exact() {
 	load_for_proxy
-	local mode _
+	local mode
 	for mode in $(proxy_modes); do
-		bg "$PROXY" --listen "[::1]:9300" --connect "[::1]:9301" --mode "$mode" --pin-dir "$PIN" \
-			2>"$TMP/proxy.err"
-		PROXY_PID=$!
-		for _ in $(seq 100); do grep -q listening "$TMP/proxy.err" && break; sleep 0.05; done
+		PROXY_LISTEN="[::1]:9300" PROXY_CONNECT="[::1]:9301" proxy "$mode"
 		server -a ::1 -p 9301 -s 4M -r 4M
 		"$TCPCHECK" -a ::1 -p 9300 -s 4M -r 4M >"$TMP/client.out" 2>&1 ||
 			fail "$mode: client side broke: $(cat "$TMP/client.out")"
