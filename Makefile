@@ -8,6 +8,7 @@ CC      ?= cc
 PKG_CONFIG ?= pkg-config
 CFLAGS  ?= -O2 -g -Wall -Wextra
 BIN     := sockbypass
+VERSION := 0.2
 PREFIX  ?= /usr/local
 SBINDIR ?= $(PREFIX)/sbin
 UNITDIR ?= $(PREFIX)/lib/systemd/system
@@ -67,15 +68,16 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $(notdir $*)_bpf > $@
 
-LOADER_OBJS := $(OUTPUT)/loader.o $(OUTPUT)/options.o $(OUTPUT)/pins.o $(OUTPUT)/status.o \
-	$(OUTPUT)/features.o $(OUTPUT)/ports.o $(OUTPUT)/scope.o $(OUTPUT)/errmsg.o \
-	$(OUTPUT)/splice_load.o $(OUTPUT)/portmap_load.o $(OUTPUT)/portmap.o $(OUTPUT)/paths.o
+# loader.c finds the verb; cmd_*.c are the verbs; the rest their shared helpers
+LOADER_OBJS := $(addprefix $(OUTPUT)/,loader.o cmd_load.o cmd_unload.o cmd_status.o \
+	cmd_features.o cmd_scope.o cmd_portmap.o options.o config.o pins.o paths.o features.o \
+	ports.o errmsg.o splice_load.o portmap_load.o)
 SKELS := $(OUTPUT)/sockbypass.skel.h $(OUTPUT)/splice.skel.h $(OUTPUT)/portmap.skel.h
 
-# every loader object waits for the skeletons: loader.c and the *_load.c include them
+# every loader object waits for the skeletons: cmd_load.c and the *_load.c include them
 $(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(SKELS) Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) -I$(OUTPUT) -Ibpf -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -DSB_VERSION='"$(VERSION)"' -I$(OUTPUT) -Ibpf -MMD -MP -c $< -o $@
 
 # libsockbypass-splice (static and shared) and sockbypass-proxy, its forwarder
 $(OUTPUT)/lib/splice.o: lib/splice.c lib/sockbypass_splice.h bpf/splice.h Makefile | $(OUTPUT)
@@ -115,15 +117,15 @@ $(OUTPUT)/sockbench: bench/sockbench.c Makefile | $(OUTPUT)
 # The loader with ASan and UBSan, for the error-path tests (SOCKBYPASS_BIN=...).
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LOADER_SRCS := $(patsubst $(OUTPUT)/%.o,%.c,$(LOADER_OBJS))
-$(OUTPUT)/asan/sockbypass: $(LOADER_SRCS) loader.h $(SKELS) Makefile | $(OUTPUT)
+$(OUTPUT)/asan/sockbypass: $(LOADER_SRCS) $(wildcard *.h) $(SKELS) Makefile | $(OUTPUT)
 	$(call msg,CC-ASAN,$@)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) -g -O1 $(SANITIZE) -I$(OUTPUT) -Ibpf $(LOADER_SRCS) $(LIBBPF_LIBS) -o $@
+	$(Q)$(CC) -g -O1 $(SANITIZE) -DSB_VERSION='"$(VERSION)"' -I$(OUTPUT) -Ibpf $(LOADER_SRCS) $(LIBBPF_LIBS) -o $@
 
 # libFuzzer target for option and path parsing.
-$(OUTPUT)/fuzz_options: test/fuzz_options.c options.c ports.c errmsg.c loader.h Makefile | $(OUTPUT)
+$(OUTPUT)/fuzz_options: test/fuzz_options.c options.c ports.c errmsg.c options.h ports.h errmsg.h Makefile | $(OUTPUT)
 	$(call msg,CC-FUZZ,$@)
-	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -I. -Ibpf test/fuzz_options.c options.c \
+	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -DSB_VERSION='"$(VERSION)"' -I. -Ibpf test/fuzz_options.c options.c \
 		ports.c errmsg.c -o $@
 
 # LD_PRELOAD shim for the tests: a kernel without BPF, as libbpf sees it.

@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include "loader.h"
+#include "errmsg.h"
 
 void err_line(const char *fmt, ...)
 {

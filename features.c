@@ -11,7 +11,8 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include "sockbypass.h"
-#include "loader.h"
+#include "errmsg.h"
+#include "kernel_features.h"
 
 #define NEEDS "sockbypass needs Linux " SB_MIN_KERNEL "+ built with BPF, cgroup BPF and sockmap"
 
@@ -133,53 +134,81 @@ static bool btf_has_enum_value(const struct btf *btf, const char *type, const ch
 	return false;
 }
 
-static int missing(const char *what)
+/* One row of the table; returns present. */
+static bool row(struct sb_features *f, const char *name, bool required, bool present,
+		const char *without)
 {
-	err_line("this kernel lacks %s; " NEEDS, what);
-	return -SB_EXIT_KERNEL;
+	if (f->n < SB_FEATURES_MAX)
+		f->rows[f->n++] = (struct sb_feature){ name, required, present, without };
+	return present;
 }
 
-int probe_kernel(struct sb_features *f)
+#define LOST_LOAD "sockbypass cannot load"
+
+int probe_kernel(struct sb_features *f, bool quiet)
 {
-	const char *lacks = NULL;
 	struct btf *vmlinux;
 	size_t i;
 
 	memset(f, 0, sizeof(*f));
 	for (i = 0; i < ARRAY_SIZE(prog_types); i++)
-		if (libbpf_probe_bpf_prog_type(prog_types[i].t, NULL) <= 0)
-			return missing(prog_types[i].name);
+		row(f, prog_types[i].name, true, libbpf_probe_bpf_prog_type(prog_types[i].t, NULL) > 0,
+		    LOST_LOAD);
 	for (i = 0; i < ARRAY_SIZE(map_types); i++)
-		if (libbpf_probe_bpf_map_type(map_types[i].t, NULL) <= 0)
-			return missing(map_types[i].name);
+		row(f, map_types[i].name, true, libbpf_probe_bpf_map_type(map_types[i].t, NULL) > 0,
+		    LOST_LOAD);
 	for (i = 0; i < ARRAY_SIZE(helpers); i++)
-		if (!helper_allowed(helpers[i].t, helpers[i].id))
-			return missing(helpers[i].name);
-
-	/* trace lines have more than 3 arguments: bpf_printk needs trace_vprintk */
-	f->vprintk = helper_allowed(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_trace_vprintk) &&
-		     helper_allowed(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_trace_vprintk);
-	f->task_in_sockops = task_helpers(BPF_PROG_TYPE_SOCK_OPS);
-	f->task_in_sk_msg = task_helpers(BPF_PROG_TYPE_SK_MSG);
+		row(f, helpers[i].name, true, helper_allowed(helpers[i].t, helpers[i].id), LOST_LOAD);
 
 	/* CO-RE needs the kernel's own BTF; the rest is read from it. */
 	vmlinux = btf__load_vmlinux_btf();
-	if (!vmlinux)
-		return missing("BTF type information (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)");
-	if (!btf_has_enum_value(vmlinux, "bpf_link_type", "BPF_LINK_TYPE_CGROUP"))
-		lacks = "cgroup bpf_link (the pinned attachment)";
-	else if (btf__find_by_name_kind(vmlinux, "bpf_iter__sockmap", BTF_KIND_STRUCT) < 0)
-		lacks = "the sockmap iterator (unload's drain check)";
-	else if (!btf_has_member(vmlinux, "bpf_sock_ops", "snd_nxt"))
-		lacks = "the sockops snd_nxt/rcv_nxt fields (connection pairing)";
-	else if (!btf_has_member(vmlinux, "tcp_sock", "copied_seq") ||
-		 !btf_has_member(vmlinux, "sk_psock", "ingress_msg"))
-		lacks = "the tcp_sock/sk_psock layout the programs read";
-	f->queue_len = btf_has_member(vmlinux, "sk_psock", "msg_tot_len");
-	f->sleeper_hook = fentry_allowed(vmlinux, "sk_wait_data");
+	row(f, "BTF type information (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)", true,
+	    vmlinux, LOST_LOAD);
+	row(f, "cgroup bpf_link (the pinned attachment)", true,
+	    vmlinux && btf_has_enum_value(vmlinux, "bpf_link_type", "BPF_LINK_TYPE_CGROUP"), LOST_LOAD);
+	row(f, "the sockmap iterator (unload's drain check)", true,
+	    vmlinux && btf__find_by_name_kind(vmlinux, "bpf_iter__sockmap", BTF_KIND_STRUCT) >= 0,
+	    LOST_LOAD);
+	row(f, "the sockops snd_nxt/rcv_nxt fields (connection pairing)", true,
+	    vmlinux && btf_has_member(vmlinux, "bpf_sock_ops", "snd_nxt"), LOST_LOAD);
+	row(f, "the tcp_sock/sk_psock layout the programs read", true,
+	    vmlinux && btf_has_member(vmlinux, "tcp_sock", "copied_seq") &&
+	    btf_has_member(vmlinux, "sk_psock", "ingress_msg"), LOST_LOAD);
+
+	/* optional: each row says what its absence costs */
+	f->queue_len = row(f, "sk_psock.msg_tot_len (queued redirected bytes counted)", false,
+			   vmlinux && btf_has_member(vmlinux, "sk_psock", "msg_tot_len"),
+			   "queues are walked (at most 256 messages): small writes fall back "
+			   "to TCP sooner; FIONREAD leaves redirected bytes out");
+	f->sleeper_hook = row(f, "fentry on sk_wait_data() (blocked readers counted)", false,
+			      vmlinux && fentry_allowed(vmlinux, "sk_wait_data"),
+			      "after a fallback, a reader blocked in recv() keeps its direction "
+			      "on TCP");
+	/* trace lines have more than 3 arguments: bpf_printk needs trace_vprintk */
+	f->vprintk = row(f, "bpf_trace_vprintk in sockops and sk_msg (Linux 5.16+)", false,
+			 helper_allowed(BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_trace_vprintk) &&
+			 helper_allowed(BPF_PROG_TYPE_SK_MSG, BPF_FUNC_trace_vprintk),
+			 "no --trace");
+	f->task_in_sockops = row(f, "the current task in sockops", false,
+				 task_helpers(BPF_PROG_TYPE_SOCK_OPS),
+				 "sockops trace lines say 'pid 0 -'");
+	f->task_in_sk_msg = row(f, "the current task in sk_msg", false,
+				task_helpers(BPF_PROG_TYPE_SK_MSG), "sk_msg trace lines say 'pid 0 -'");
+	row(f, "sk_skb stream verdict programs (the proxy splice)", false,
+	    libbpf_probe_bpf_prog_type(BPF_PROG_TYPE_SK_SKB, NULL) > 0,
+	    "sockbypass-proxy uses splice(2) instead of sockmap");
+	row(f, "cgroup getsockname/getpeername hooks (virtual ports, Linux 5.8+)", false,
+	    vmlinux && btf_has_enum_value(vmlinux, "bpf_attach_type", "BPF_CGROUP_INET4_GETSOCKNAME"),
+	    "no 'sockbypass portmap'");
 	btf__free(vmlinux);
-	if (lacks)
-		return missing(lacks);
+
+	for (i = 0; i < (size_t)f->n; i++) {
+		if (!f->rows[i].required || f->rows[i].present)
+			continue;
+		if (!quiet)
+			err_line("this kernel lacks %s; " NEEDS, f->rows[i].name);
+		return -SB_EXIT_KERNEL;
+	}
 	return 0;
 }
 

@@ -172,4 +172,4 @@ if [ "$want_cgroup" = 0 ] && ! awk '$3 == "cgroup2" { f = 1 } END { exit !f }' /
 fi
 
 # SOCKBYPASS_BIN: another build of the loader (the tests use a sanitizer build)
-exec "${SOCKBYPASS_BIN:-$here/sockbypass}" "${args[@]}"
+exec "${SOCKBYPASS_BIN:-$here/sockbypass}" load "${args[@]}"

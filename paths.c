@@ -11,7 +11,8 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <linux/magic.h>
-#include "loader.h"
+#include "errmsg.h"
+#include "paths.h"
 
 bool on_fs(const char *path, long magic)
 {

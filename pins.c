@@ -10,7 +10,10 @@
 #include "sockbypass.h"
 #include "splice.h"
 #include "portmap.h"
-#include "loader.h"
+#include "errmsg.h"
+#include "options.h"
+#include "paths.h"
+#include "pins.h"
 
 const char *const sb_local_maps[] = {
 	"sb_sockhash", "sb_pairs", "sb_hints", "sb_pending",
@@ -221,4 +224,18 @@ void attached_cgroup(char *out, size_t len)
 	    !cgroup_path_of(info.cgroup.cgroup_id, out, len))
 		out[0] = '\0';
 	close(fd);
+}
+
+/* The pinned scope into sc; false if there is none (nothing loaded, an older build). */
+bool scope_read(struct sb_scope *sc)
+{
+	__u32 zero = 0;
+	int fd = obj_get("sb_scope");
+	bool ok;
+
+	if (fd < 0)
+		return false;
+	ok = bpf_map_lookup_elem(fd, &zero, sc) == 0;
+	close(fd);
+	return ok;
 }

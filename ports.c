@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "sockbypass.h"
-#include "loader.h"
+#include "errmsg.h"
+#include "ports.h"
 
 static const char *list_name(enum sb_port_class class)
 {
@@ -132,4 +133,31 @@ void ports_format(const struct sb_scope *sc, enum sb_port_class class, char *buf
 	}
 	if (!used)
 		snprintf(buf, len, "-");
+}
+
+/*
+ * The lists in sc: "name: list" lines, JSON members (the caller writes the
+ * braces), or Prometheus gauges of how many ports each list holds.
+ */
+void scope_print(const struct sb_scope *sc, enum sb_format format)
+{
+	static char only[SB_PORTS_TEXT_MAX], excluded[SB_PORTS_TEXT_MAX];
+
+	ports_format(sc, SB_PORT_ONLY, only, sizeof(only));
+	ports_format(sc, SB_PORT_EXCLUDED, excluded, sizeof(excluded));
+	switch (format) {
+	case FORMAT_JSON:
+		printf("\"only_ports\":\"%s\",\"exclude_ports\":\"%s\"",
+		       strcmp(only, "-") ? only : "", strcmp(excluded, "-") ? excluded : "");
+		break;
+	case FORMAT_PROMETHEUS:
+		printf("# HELP sockbypass_scope_ports Ports on each port list (0 only: every port)\n"
+		       "# TYPE sockbypass_scope_ports gauge\n"
+		       "sockbypass_scope_ports{list=\"only\"} %u\n"
+		       "sockbypass_scope_ports{list=\"exclude\"} %u\n",
+		       sc->only_count, sc->excluded_count);
+		break;
+	default:
+		printf("only_ports: %s\nexclude_ports: %s\n", only, excluded);
+	}
 }

@@ -12,7 +12,9 @@
 #include <bpf/libbpf.h>
 #include "splice.h"
 #include "splice.skel.h"
-#include "loader.h"
+#include "errmsg.h"
+#include "pins.h"
+#include "splice_load.h"
 
 /* Load, attach to its map and pin; on failure the caller unpins everything. */
 int splice_load(void)

@@ -42,7 +42,7 @@ if [ -z "$tracefs" ]; then
 	tracefs=/sys/kernel/tracing
 fi
 
-if ! "$here/sockbypass" --status --pin-dir "$pin_dir" 2>/dev/null | grep -q '^trace: on'; then
+if ! "$here/sockbypass" status --pin-dir "$pin_dir" 2>/dev/null | grep -q '^trace: on'; then
 	echo "Note: tracing is off (or sockbypass not loaded at $pin_dir): load with 'sudo ./load.sh --trace'" >&2
 fi
 # grep runs in the background so that Ctrl-C or kill ends this at once, with 0

@@ -40,4 +40,4 @@ if [ ! -x "$here/sockbypass" ] && { [ ! -f "$here/Makefile" ] || ! make -s -C "$
 	echo "Error: ./sockbypass is not built and 'make' failed; run 'sudo ./load.sh --deps-only' then 'make'" >&2
 	exit 11
 fi
-exec "${SOCKBYPASS_BIN:-$here/sockbypass}" --unload "${args[@]}"
+exec "${SOCKBYPASS_BIN:-$here/sockbypass}" unload "${args[@]}"

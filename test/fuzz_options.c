@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include "loader.h"
+#include "options.h"
+#include "sockbypass.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -16,7 +17,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *argv[65];
 	int argc = 0;
 	struct sb_env saved = env;
+	enum sb_verb verb;
 
+	/* the first byte picks the verb whose options the rest is */
+	if (size < 1)
+		return 0;
+	verb = (enum sb_verb)(data[0] % (VERB_LEGACY + 1));
+	data++, size--;
 	if (size > sizeof(buf) - 1)
 		size = sizeof(buf) - 1;
 	memcpy(buf, data, size);
@@ -31,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	argv[argc] = NULL;
 	memset(env.scope, 0, sizeof(*env.scope)); /* lists of earlier inputs gone */
 	/* no exit and no messages: errors and --help return to us */
-	sb_parse_options(argc, argv, ARGP_NO_EXIT | ARGP_NO_ERRS);
+	sb_parse_options(verb, argc, argv, ARGP_NO_EXIT | ARGP_NO_ERRS);
 	env = saved;
 	return 0;
 }

@@ -14,8 +14,13 @@ expect() {
 # no-root: test_help_everywhere
 test_help_everywhere() {
 	local cmd
-	expect 0 "2 bad usage" "$TOP/sockbypass" --help
-	expect 0 "Exit codes:" "$TOP/sockbypass" -h
+	expect 0 "^Usage: sockbypass VERB" "$TOP/sockbypass" --help
+	expect 0 "^Usage: sockbypass VERB" "$TOP/sockbypass" help
+	for cmd in load unload status features; do
+		expect 0 "^Usage: sockbypass $cmd " "$TOP/sockbypass" "$cmd" --help
+		expect 0 "^2 bad usage, 3 not root" "$TOP/sockbypass" "$cmd" --help
+	done
+	expect 0 "Exit codes:" "$TOP/sockbypass" load -h
 	for cmd in load.sh unload.sh trace_bpf_output.sh trace_lo_traffic.sh; do
 		expect 0 "^Usage: " "$TOP/$cmd" --help
 	done
@@ -31,7 +36,14 @@ test_help_everywhere() {
 # no-root: test_bad_arguments_give_usage_code
 test_bad_arguments_give_usage_code() {
 	expect 2 "unrecognized option" "$TOP/sockbypass" --bogus
-	expect 2 "unexpected argument 'extra'" "$TOP/sockbypass" extra
+	expect 2 "'extra' is not a verb of sockbypass; 'sockbypass help' lists them" "$TOP/sockbypass" extra
+	expect 2 "^Usage: sockbypass VERB" "$TOP/sockbypass"
+	expect 2 "unexpected argument 'extra'" "$TOP/sockbypass" load extra
+	expect 2 "unrecognized option '--timeout" "$TOP/sockbypass" load --timeout 3
+	expect 2 "unrecognized option '--cgroup" "$TOP/sockbypass" status --cgroup /x
+	expect 2 "unrecognized option '--trace" "$TOP/sockbypass" unload --trace
+	expect 2 "not a number of seconds" "$TOP/sockbypass" unload --timeout soon
+	expect 2 "unrecognized option '--pin-dir" "$TOP/sockbypass" features --pin-dir /x
 	expect 2 "not an absolute path" "$TOP/sockbypass" --pin-dir relative/dir
 	expect 2 "empty path" "$TOP/sockbypass" --cgroup ""
 	expect 2 "path too long" "$TOP/sockbypass" --pin-dir "/$(head -c 5000 /dev/zero | tr '\0' a)"
@@ -45,7 +57,11 @@ test_bad_arguments_give_usage_code() {
 test_not_root() {
 	local dir
 	dir=$(readable_copy sockbypass load.sh unload.sh Makefile)
-	expect 3 "needs root.*sudo" "${NOBODY[@]}" "$dir/sockbypass"
+	expect 3 "needs root.*sudo" "${NOBODY[@]}" "$dir/sockbypass" load
+	expect 3 "needs root.*sudo" "${NOBODY[@]}" "$dir/sockbypass" unload
+	expect 3 "needs root.*sudo" "${NOBODY[@]}" "$dir/sockbypass" status
+	expect 3 "features needs root.*to probe the kernel.*sudo" "${NOBODY[@]}" "$dir/sockbypass" features
+	expect 3 "needs root.*sudo" "${NOBODY[@]}" "$dir/sockbypass" --cgroup /sys/fs/cgroup
 	expect 3 "needs root.*sudo ./load.sh" "${NOBODY[@]}" "$dir/load.sh"
 	expect 3 "needs root.*sudo ./unload.sh" "${NOBODY[@]}" "$dir/unload.sh"
 	expect 3 "scope needs root.*sudo" "${NOBODY[@]}" "$dir/sockbypass" scope
@@ -55,8 +71,34 @@ test_not_root() {
 
 test_kernel_without_bpf() {
 	LD_PRELOAD="$TOP/.output/nobpf.so" expect 4 "kernel lacks sockops programs.*5.10" \
-		"$TOP/sockbypass" --cgroup "$CG" --pin-dir "$PIN"
+		"$TOP/sockbypass" load --cgroup "$CG" --pin-dir "$PIN"
 	[ ! -e "$PIN" ] || fail "left $PIN behind"
+	LD_PRELOAD="$TOP/.output/nobpf.so" expect 4 "^MISSING +required +sockops programs" \
+		"$TOP/sockbypass" features
+}
+
+# features: this kernel's table (every required piece there, or load would
+# fail in the other cases) as text and JSON; a refused helper is MISSING and
+# exits 4; a missing optional piece says what it costs.
+test_features_table() {
+	local out json
+	out=$("$TOP/sockbypass" features) || fail "features exited $?: $out"
+	grep -qE "^kernel: $(uname -r)$" <<<"$out" || fail "no kernel line: $out"
+	grep -qE "^yes +required +sk_msg programs$" <<<"$out" || fail "no sk_msg row: $out"
+	grep -q "MISSING *required" <<<"$out" && fail "a required piece missing here: $out"
+	json=$("$TOP/sockbypass" features --json) || fail "features --json exited $?"
+	jq -e '.usable == true and (.features | length) >= 20 and
+		([.features[] | select(.required and (.present | not))] | length) == 0' \
+		<<<"$json" >/dev/null || fail "features --json: $json"
+	if bpftool btf dump file /sys/kernel/btf/vmlinux format raw | grep -q "'msg_tot_len'"; then
+		jq -e '.features[] | select(.name | startswith("sk_psock.msg_tot_len")) | .present' \
+			<<<"$json" >/dev/null || fail "msg_tot_len not seen: $json"
+	fi
+	NOBPF_NO_HELPER=113 LD_PRELOAD="$TOP/.output/nobpf.so" expect 4 \
+		"MISSING +required +bpf_probe_read_kernel in sk_msg" "$TOP/sockbypass" features
+	NOBPF_NO_HELPER=177 LD_PRELOAD="$TOP/.output/nobpf.so" expect 0 \
+		"MISSING +optional +bpf_trace_vprintk.*: no --trace" "$TOP/sockbypass" features
+	echo "result: $(grep -c '^yes' <<<"$out") of $(grep -c 'required\|optional' <<<"$out") present on $(uname -r)"
 }
 
 # without_helper ID PATTERN [OPTION...]: a load on a kernel that refuses helper

@@ -14,7 +14,11 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include "sockbypass.h"
-#include "loader.h"
+#include "errmsg.h"
+#include "options.h"
+#include "pins.h"
+#include "ports.h"
+#include "verbs.h"
 
 enum scope_action { SCOPE_SHOW, SCOPE_ADD, SCOPE_REMOVE };
 
@@ -109,47 +113,6 @@ static int apply_lists(struct sb_scope *sc)
 	return 0;
 }
 
-/*
- * The lists in sc: "name: list" lines, JSON members (the caller writes the
- * braces), or Prometheus gauges of how many ports each list holds.
- */
-void scope_print(const struct sb_scope *sc, enum sb_format format)
-{
-	static char only[SB_PORTS_TEXT_MAX], excluded[SB_PORTS_TEXT_MAX];
-
-	ports_format(sc, SB_PORT_ONLY, only, sizeof(only));
-	ports_format(sc, SB_PORT_EXCLUDED, excluded, sizeof(excluded));
-	switch (format) {
-	case FORMAT_JSON:
-		printf("\"only_ports\":\"%s\",\"exclude_ports\":\"%s\"",
-		       strcmp(only, "-") ? only : "", strcmp(excluded, "-") ? excluded : "");
-		break;
-	case FORMAT_PROMETHEUS:
-		printf("# HELP sockbypass_scope_ports Ports on each port list (0 only: every port)\n"
-		       "# TYPE sockbypass_scope_ports gauge\n"
-		       "sockbypass_scope_ports{list=\"only\"} %u\n"
-		       "sockbypass_scope_ports{list=\"exclude\"} %u\n",
-		       sc->only_count, sc->excluded_count);
-		break;
-	default:
-		printf("only_ports: %s\nexclude_ports: %s\n", only, excluded);
-	}
-}
-
-/* The pinned scope into sc; false if there is none (nothing loaded, an older build). */
-bool scope_read(struct sb_scope *sc)
-{
-	__u32 zero = 0;
-	int fd = obj_get("sb_scope");
-	bool ok;
-
-	if (fd < 0)
-		return false;
-	ok = bpf_map_lookup_elem(fd, &zero, sc) == 0;
-	close(fd);
-	return ok;
-}
-
 /* Open the pinned scope map, or say why not (an exit code, negated). */
 static int open_scope_map(void)
 {
@@ -173,7 +136,7 @@ static int open_scope_map(void)
 	return fd;
 }
 
-int do_scope(int argc, char **argv)
+int cmd_scope(int argc, char **argv)
 {
 	static struct sb_scope sc, check;
 	int fd, lock_fd = -1, ret;

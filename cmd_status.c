@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * --status: whether sockbypass is loaded, where, and what it did, as text,
- * JSON (--json) or Prometheus text format (--prometheus, for node_exporter's
- * textfile collector).
+ * sockbypass status: whether sockbypass is loaded, where, and what it did, as
+ * text, JSON (--json) or Prometheus text format (--prometheus, for scrapers
+ * and node_exporter's textfile collector).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,7 +14,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "sockbypass.h"
-#include "loader.h"
+#include "errmsg.h"
+#include "options.h"
+#include "pins.h"
+#include "ports.h"
+#include "splice_load.h"
+#include "portmap_load.h"
+#include "verbs.h"
 
 struct status {
 	const char *state;      /* "loaded", "draining" (unload waiting), "not loaded" */
@@ -190,6 +196,10 @@ int do_status(void)
 {
 	struct status st = { .state = "not loaded" };
 
+	if (geteuid() != 0) {
+		err_line("sockbypass needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo");
+		return SB_EXIT_PERM;
+	}
 	if (known_pins())
 		gather(&st);
 	switch (env.format) {
@@ -206,4 +216,11 @@ int do_status(void)
 			print_text(&st);
 	}
 	return strcmp(st.state, "not loaded") ? SB_EXIT_OK : SB_EXIT_NOT_LOADED;
+}
+
+int cmd_status(int argc, char **argv)
+{
+	int err = sb_parse_options(VERB_STATUS, argc, argv, 0);
+
+	return err ?: do_status();
 }
