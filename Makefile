@@ -15,6 +15,8 @@ UNITDIR ?= $(PREFIX)/lib/systemd/system
 DOCDIR  ?= $(PREFIX)/share/doc/sockbypass
 LIBDIR  ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+MANDIR  ?= $(PREFIX)/share/man
+COMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
 INSTALL ?= install
 # installed name of each script: they find ./sockbypass beside them
 SCRIPTS := load.sh:sockbypass-load unload.sh:sockbypass-unload \
@@ -183,6 +185,9 @@ install: $(BIN) sockbypass-proxy $(OUTPUT)/libsockbypass-splice.a $(OUTPUT)/libs
 		> $(DESTDIR)$(UNITDIR)/sockbypass.service
 	$(Q)chmod 0644 $(DESTDIR)$(UNITDIR)/sockbypass.service
 	$(Q)$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	$(Q)$(INSTALL) -m 0755 -d $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(COMPLETIONDIR)
+	$(Q)$(INSTALL) -m 0644 sockbypass.8 $(DESTDIR)$(MANDIR)/man8/sockbypass.8
+	$(Q)$(INSTALL) -m 0644 completion/sockbypass $(DESTDIR)$(COMPLETIONDIR)/sockbypass
 	$(call msg,INSTALL,sockbypass-proxy and libsockbypass-splice)
 	$(Q)$(INSTALL) -m 0755 -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)
 	$(Q)$(INSTALL) -m 0755 sockbypass-proxy $(DESTDIR)$(SBINDIR)/sockbypass-proxy
@@ -195,6 +200,7 @@ uninstall:
 	$(call msg,UNINSTALL,$(DESTDIR)$(SBINDIR))
 	$(Q)rm -f $(DESTDIR)$(SBINDIR)/sockbypass $(DESTDIR)$(UNITDIR)/sockbypass.service \
 		$(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(SBINDIR)/sockbypass-proxy \
+		$(DESTDIR)$(MANDIR)/man8/sockbypass.8 $(DESTDIR)$(COMPLETIONDIR)/sockbypass \
 		$(DESTDIR)$(LIBDIR)/libsockbypass-splice.a $(DESTDIR)$(LIBDIR)/libsockbypass-splice.so.0 \
 		$(DESTDIR)$(LIBDIR)/libsockbypass-splice.so $(DESTDIR)$(INCLUDEDIR)/sockbypass_splice.h \
 		$(foreach s,$(SCRIPTS),$(DESTDIR)$(SBINDIR)/$(word 2,$(subst :, ,$(s))))

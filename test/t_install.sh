@@ -11,7 +11,8 @@ test_install_unit_and_uninstall() {
 ./usr/local/lib/systemd/system/sockbypass.service \
 ./usr/local/sbin/sockbypass ./usr/local/sbin/sockbypass-load ./usr/local/sbin/sockbypass-proxy \
 ./usr/local/sbin/sockbypass-trace ./usr/local/sbin/sockbypass-trace-lo ./usr/local/sbin/sockbypass-unload \
-./usr/local/share/doc/sockbypass/README.md " "installed files"
+./usr/local/share/bash-completion/completions/sockbypass \
+./usr/local/share/doc/sockbypass/README.md ./usr/local/share/man/man8/sockbypass.8 " "installed files"
 	assert_eq "$(readlink "$TMP/root/usr/local/lib/libsockbypass-splice.so")" libsockbypass-splice.so.0 \
 		"the library's development link"
 	# a proxy of one's own builds against the installed header and library
@@ -28,15 +29,18 @@ EOF
 		>"$TMP/verify.out" 2>&1 || fail "systemd-analyze verify: $(cat "$TMP/verify.out")"
 	start=$(sed -n 's/^ExecStart=//p' "$TMP/root$unit")
 	stop=$(sed -n 's/^ExecStop=//p' "$TMP/root$unit")
-	assert_eq "$start" /usr/local/sbin/sockbypass-load "ExecStart"
-	assert_eq "$stop" /usr/local/sbin/sockbypass-unload "ExecStop"
+	assert_eq "$start" "/usr/local/sbin/sockbypass load" "ExecStart"
+	assert_eq "$stop" "/usr/local/sbin/sockbypass unload" "ExecStop"
+	grep -qx "RequiresMountsFor=/sys/fs/bpf" "$TMP/root$unit" || fail "the unit does not require /sys/fs/bpf"
 	# the unit's command lines, run directly (on the test's cgroup and pins, not the host's)
-	"$TMP/root$start" --cgroup "$CG" --pin-dir "$PIN" >"$TMP/out" 2>&1 ||
+	# shellcheck disable=SC2086 # the command line's words
+	"$TMP/root"$start --cgroup "$CG" --pin-dir "$PIN" >"$TMP/out" 2>&1 ||
 		fail "ExecStart: $(cat "$TMP/out")"
 	grep -q "sockbypass loaded" "$TMP/out" || fail "ExecStart said: $(cat "$TMP/out")"
-	"$TMP/root/usr/local/sbin/sockbypass" --status --pin-dir "$PIN" >/dev/null ||
+	"$TMP/root/usr/local/sbin/sockbypass" status --pin-dir "$PIN" >/dev/null ||
 		fail "installed binary: status"
-	"$TMP/root$stop" --pin-dir "$PIN" >"$TMP/out" 2>&1 || fail "ExecStop: $(cat "$TMP/out")"
+	# shellcheck disable=SC2086
+	"$TMP/root"$stop --pin-dir "$PIN" >"$TMP/out" 2>&1 || fail "ExecStop: $(cat "$TMP/out")"
 	grep -q "sockbypass unloaded" "$TMP/out" || fail "ExecStop said: $(cat "$TMP/out")"
 
 	make -s -C "$TOP" uninstall DESTDIR="$TMP/root" PREFIX=/usr/local >"$TMP/out" 2>&1 ||
