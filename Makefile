@@ -37,7 +37,7 @@ Q = @
 msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
-.PHONY: all clean test test-kernels stress bench lint check-tools help install uninstall
+.PHONY: all clean test test-kernels stress bench lint check-tools help install uninstall deb
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -52,6 +52,7 @@ help:
 	@echo 'make lint       shellcheck the scripts'
 	@echo 'make install    binary, scripts, unit, sockbypass-proxy, libsockbypass-splice under PREFIX=$(PREFIX) (DESTDIR too)'
 	@echo 'make uninstall  remove them'
+	@echo 'make deb        a binary package, .output/deb/sockbypass_$(VERSION)_<arch>.deb (debhelper)'
 	@echo 'make clean      remove build output'
 
 check-tools:
@@ -85,7 +86,7 @@ $(LOADER_OBJS): $(OUTPUT)/%.o: %.c $(SKELS) Makefile | $(OUTPUT)
 $(OUTPUT)/lib/splice.o: lib/splice.c lib/sockbypass_splice.h bpf/splice.h Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(dir $@)
-	$(Q)$(CC) $(CFLAGS) -fPIC -fvisibility=default -Ilib -Ibpf -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=default -Ilib -Ibpf -c $< -o $@
 
 $(OUTPUT)/libsockbypass-splice.a: $(OUTPUT)/lib/splice.o
 	$(call msg,AR,$@)
@@ -93,16 +94,16 @@ $(OUTPUT)/libsockbypass-splice.a: $(OUTPUT)/lib/splice.o
 
 $(OUTPUT)/libsockbypass-splice.so: $(OUTPUT)/lib/splice.o
 	$(call msg,LD,$@)
-	$(Q)$(CC) -shared -Wl,-soname,libsockbypass-splice.so.0 $^ $(LIBBPF_LIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libsockbypass-splice.so.0 $^ $(LIBBPF_LIBS) -o $@
 
 sockbypass-proxy: proxy/sockbypass-proxy.c lib/sockbypass_splice.h $(OUTPUT)/libsockbypass-splice.a Makefile
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) -Ilib $< $(OUTPUT)/libsockbypass-splice.a $(LIBBPF_LIBS) -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -Ilib $< $(OUTPUT)/libsockbypass-splice.a $(LIBBPF_LIBS) -o $@
 
 # the library's smallest complete user (README), built and run by the tests
 $(OUTPUT)/sbs-example: lib/example.c lib/sockbypass_splice.h $(OUTPUT)/libsockbypass-splice.a Makefile
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) -Ilib $< $(OUTPUT)/libsockbypass-splice.a $(LIBBPF_LIBS) -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -Ilib $< $(OUTPUT)/libsockbypass-splice.a $(LIBBPF_LIBS) -o $@
 
 $(OUTPUT)/tcpmany: test/tcpmany.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -137,7 +138,7 @@ $(OUTPUT)/nobpf.so: test/nobpf.c Makefile | $(OUTPUT)
 
 $(BIN): $(LOADER_OBJS)
 	$(call msg,BINARY,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LIBBPF_LIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LIBBPF_LIBS) -o $@
 
 $(OUTPUT)/tcpcheck: test/tcpcheck.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
@@ -208,6 +209,19 @@ uninstall:
 
 lint:
 	shellcheck -x *.sh test/*.sh test/run-in-cgroup test/kernels/*.sh test/kernels/initramfs-init bench/*.sh .ci/run
+
+# A binary .deb with debhelper, built in a copy of the tree (dpkg-buildpackage
+# cleans the tree it runs in): .output/deb/sockbypass_$(VERSION)_<arch>.deb.
+DEB_TREE := $(OUTPUT)/deb/sockbypass-$(VERSION)
+deb:
+	./load.sh --deps-only --deb-deps
+	$(call msg,DEB,$(OUTPUT)/deb)
+	$(Q)rm -rf $(OUTPUT)/deb && mkdir -p $(DEB_TREE)
+	$(Q)tar -c --exclude=./.output --exclude=./.cache --exclude=./.git --exclude=./sockbypass \
+		--exclude=./sockbypass-proxy --exclude='./bench/results/20*' . | tar -x -C $(DEB_TREE)
+	$(Q)cd $(DEB_TREE) && dpkg-buildpackage -b -us -uc >../build.log 2>&1 || \
+		{ tail -n 30 ../build.log; echo "Error: dpkg-buildpackage failed (all of it: $(OUTPUT)/deb/build.log)" >&2; exit 1; }
+	$(Q)ls $(OUTPUT)/deb/*.deb
 
 clean:
 	$(call msg,CLEAN)

@@ -8,15 +8,17 @@ here=$(cd "$(dirname "$0")" && pwd)
 BUILD_PKGS="clang:clang bpftool:bpftool make:make cc:gcc pkg-config:pkg-config ip:iproute2
 tcpdump:tcpdump iperf3:iperf3"
 TEST_PKGS="shellcheck:shellcheck unshare:util-linux setpriv:util-linux jq:jq
-systemd-analyze:systemd nft:nftables python3:python3 curl:curl"
+systemd-analyze:systemd nft:nftables python3:python3 curl:curl
+dh:debhelper dpkg-buildpackage:dpkg-dev man:man-db groff:groff-base"
 STRESS_PKGS="redis-server:redis-server redis-benchmark:redis-tools nginx:nginx-light curl:curl
 valgrind:valgrind"
 BENCH_PKGS="sockperf:sockperf gnuplot:gnuplot-nox haproxy:haproxy"
+DEB_PKGS="dh:debhelper dpkg-buildpackage:dpkg-dev"
 
 usage() {
 	cat <<USAGE
 Usage: sudo ./load.sh [--cgroup PATH] [--pin-dir PATH] [--trace] [-v]
-       ./load.sh --deps-only [--test-deps] [--stress-deps] [--bench-deps]
+       ./load.sh --deps-only [--test-deps] [--stress-deps] [--bench-deps] [--deb-deps]
 
 Builds ./sockbypass if needed (installing clang, bpftool, libbpf-dev, and
 tcpdump and iperf3 for the trace scripts, with apt-get where missing), mounts bpffs on /sys/fs/bpf if it is not
@@ -32,9 +34,10 @@ skips the TCP/IP stack from now on. Loading twice is harmless.
   --stress-deps    with --deps-only: also what 'make stress' needs (redis,
                    nginx, curl, valgrind; their services are not started)
   --bench-deps     with --deps-only: also what 'make bench' needs
+  --deb-deps       with --deps-only: also what 'make deb' needs (debhelper)
   -h, --help       this text
 
-Exit codes are the loader's (see ./sockbypass --help), and
+Exit codes are the loader's (see ./sockbypass load --help), and
   10 missing packages that could not be installed, 11 build failed.
 USAGE
 }
@@ -107,7 +110,7 @@ lib_pkgs() {
 	fi
 }
 
-deps_only=0 test_deps=0 stress_deps=0 bench_deps=0 pin_dir="" want_cgroup=0
+deps_only=0 test_deps=0 stress_deps=0 bench_deps=0 deb_deps=0 pin_dir="" want_cgroup=0
 args=()
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -116,6 +119,7 @@ while [ $# -gt 0 ]; do
 	--test-deps) test_deps=1 ;;
 	--stress-deps) stress_deps=1 ;;
 	--bench-deps) bench_deps=1 ;;
+	--deb-deps) deb_deps=1 ;;
 	--pin-dir | -p)
 		[ $# -ge 2 ] || { err "$1 needs a path"; exit 2; }
 		pin_dir=$2; args+=("$1" "$2"); shift ;;
@@ -134,6 +138,7 @@ if [ "$deps_only" = 1 ]; then
 	[ "$test_deps" = 1 ] && want="$want $TEST_PKGS"
 	[ "$stress_deps" = 1 ] && want="$want $STRESS_PKGS"
 	[ "$bench_deps" = 1 ] && want="$want $BENCH_PKGS"
+	[ "$deb_deps" = 1 ] && want="$want $DEB_PKGS"
 	# shellcheck disable=SC2086,SC2046 # one word per command:package
 	ensure_pkgs $want $(lib_pkgs)
 	exit 0

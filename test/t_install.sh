@@ -47,3 +47,59 @@ EOF
 		fail "make uninstall: $(cat "$TMP/out")"
 	assert_eq "$(installed_files)" "" "files left after uninstall"
 }
+
+# make deb, then the package on this machine: apt-get install, load and unload
+# through the installed unit's command lines (on the test's cgroup and pins),
+# a reinstall (an upgrade's maintainer scripts) with the bypass loaded leaves
+# it loaded, and a purge leaves none of the package's files or unit state.
+test_deb_installs_loads_survives_upgrade_and_purges() {
+	local deb unit=/lib/systemd/system/sockbypass.service start stop files before
+	dpkg -s sockbypass >/dev/null 2>&1 &&
+		skip "a sockbypass package is installed on this machine: not replacing it"
+	make -s -C "$TOP" deb >"$TMP/out" 2>&1 || fail "make deb: $(cat "$TMP/out")"
+	deb=$(find "$TOP/.output/deb" -maxdepth 1 -name 'sockbypass_*.deb')
+	[ -f "$deb" ] || fail "make deb made no package: $(ls "$TOP/.output/deb")"
+	dpkg-deb -f "$deb" Depends | grep -q 'libbpf1' || fail "no libbpf1 in Depends: $(dpkg-deb -f "$deb" Depends)"
+	# an upgrade neither stops nor restarts the unit (this machine may not run
+	# systemd, so the scripts are read too): only removal stops it
+	dpkg-deb -e "$deb" "$TMP/control"
+	grep -q 'deb-systemd-invoke' "$TMP/control/postinst" 2>/dev/null &&
+		fail "postinst (re)starts the unit: $(cat "$TMP/control/postinst")"
+	assert_eq "$(grep -c 'deb-systemd-invoke' "$TMP/control/prerm")" 1 "deb-systemd-invoke calls in prerm (ours, on remove)"
+	trap 'apt-get purge -y -q sockbypass >/dev/null 2>&1; sb_cleanup' EXIT
+	apt-get install -y -q "$deb" >"$TMP/apt.out" 2>&1 || fail "apt-get install: $(tail -n 5 "$TMP/apt.out")"
+	files=$(dpkg -L sockbypass)
+	for f in /usr/sbin/sockbypass /usr/sbin/sockbypass-load /usr/sbin/sockbypass-proxy "$unit" \
+		/usr/share/man/man8/sockbypass.8.gz /usr/share/bash-completion/completions/sockbypass; do
+		grep -qx "$f" <<<"$files" || fail "the package has no $f: $files"
+	done
+	# installing changes nothing: not enabled, not started, nothing loaded
+	[ -e /etc/systemd/system/multi-user.target.wants/sockbypass.service ] && fail "the install enabled the unit"
+	[ -e /sys/fs/bpf/sockbypass ] && fail "the install loaded the bypass"
+	start=$(sed -n 's/^ExecStart=//p' "$unit")
+	stop=$(sed -n 's/^ExecStop=//p' "$unit")
+	assert_eq "$start" "/usr/sbin/sockbypass load" "ExecStart"
+	# shellcheck disable=SC2086 # the unit's command line, words and all
+	$start --cgroup "$CG" --pin-dir "$PIN" >"$TMP/out" 2>&1 || fail "ExecStart: $(cat "$TMP/out")"
+	before=$(counter redirected_bytes)
+	apt-get install -y -q --reinstall "$deb" >"$TMP/apt.out" 2>&1 ||
+		fail "apt-get install --reinstall: $(tail -n 5 "$TMP/apt.out")"
+	/usr/sbin/sockbypass status --pin-dir "$PIN" | grep -qx "loaded: yes" ||
+		fail "the upgrade unloaded the bypass: $(/usr/sbin/sockbypass status --pin-dir "$PIN")"
+	server -a 127.0.0.1 -p 7301 -s 1M -r 1M
+	"$TCPCHECK" -a 127.0.0.1 -p 7301 -s 1M -r 1M >/dev/null || fail "a stream after the upgrade broke"
+	assert_gt "$(counter redirected_bytes)" "$before" "bytes redirected after the upgrade"
+	# shellcheck disable=SC2086
+	$stop --pin-dir "$PIN" >"$TMP/out" 2>&1 || fail "ExecStop: $(cat "$TMP/out")"
+	grep -q "sockbypass unloaded" "$TMP/out" || fail "ExecStop said: $(cat "$TMP/out")"
+	apt-get purge -y -q sockbypass >"$TMP/apt.out" 2>&1 || fail "apt-get purge: $(tail -n 5 "$TMP/apt.out")"
+	dpkg -s sockbypass >/dev/null 2>&1 && fail "still installed after purge"
+	for f in $files; do
+		[ -f "$f" ] && fail "purge left $f"
+	done
+	compgen -G "/var/lib/systemd/deb-systemd-helper-*/*sockbypass*" >/dev/null &&
+		fail "purge left unit state: $(ls /var/lib/systemd/deb-systemd-helper-*/*sockbypass*)"
+	compgen -G "/etc/systemd/system/*/sockbypass.service" >/dev/null && fail "purge left a unit link"
+	trap sb_cleanup EXIT
+	echo "result: $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB): installed, loaded, upgraded loaded, purged clean"
+}

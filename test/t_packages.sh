@@ -56,7 +56,7 @@ test_each_target_installs_what_it_uses() {
 	deps --test-deps
 	local got
 	got=$(installed)
-	for p in clang bpftool iperf3 tcpdump shellcheck jq nftables python3 curl; do
+	for p in clang bpftool iperf3 tcpdump shellcheck jq nftables python3 curl debhelper dpkg-dev; do
 		grep -qw -- "$p" <<<"$got" || fail "make test's deps miss $p: $got"
 	done
 	for p in redis-server redis-tools nginx-light valgrind sockperf; do
@@ -69,6 +69,8 @@ test_each_target_installs_what_it_uses() {
 	done
 	deps --bench-deps
 	grep -qw sockperf <<<"$(installed)" || fail "make bench's deps miss sockperf: $(installed)"
+	deps --deb-deps
+	grep -qw debhelper <<<"$(installed)" || fail "make deb's deps miss debhelper: $(installed)"
 	echo "result: make test installs no server package; stress and bench add theirs"
 }
 
