@@ -52,6 +52,7 @@ help:
 	@echo 'make lint       shellcheck the scripts'
 	@echo 'make install    binary, scripts, unit, sockbypass-proxy, libsockbypass-splice under PREFIX=$(PREFIX) (DESTDIR too)'
 	@echo 'make uninstall  remove them'
+	@echo 'make sockbypass-metrics  the Prometheus endpoint of deploy/ (libmicrohttpd-dev)'
 	@echo 'make deb        a binary package, .output/deb/sockbypass_$(VERSION)_<arch>.deb (debhelper)'
 	@echo 'make clean      remove build output'
 
@@ -95,6 +96,13 @@ $(OUTPUT)/libsockbypass-splice.a: $(OUTPUT)/lib/splice.o
 $(OUTPUT)/libsockbypass-splice.so: $(OUTPUT)/lib/splice.o
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -shared -Wl,-soname,libsockbypass-splice.so.0 $^ $(LIBBPF_LIBS) -o $@
+
+# The DaemonSet's metrics endpoint (needs libmicrohttpd-dev; not part of 'all')
+MHD_LIBS := $(shell $(PKG_CONFIG) --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
+sockbypass-metrics: metrics/sockbypass-metrics.c Makefile
+	@test -e /usr/include/microhttpd.h || { echo "Error: libmicrohttpd headers not found: apt-get install libmicrohttpd-dev" >&2; exit 1; }
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -D_GNU_SOURCE -DSB_VERSION='"$(VERSION)"' $< $(MHD_LIBS) -o $@
 
 sockbypass-proxy: proxy/sockbypass-proxy.c lib/sockbypass_splice.h $(OUTPUT)/libsockbypass-splice.a Makefile
 	$(call msg,BINARY,$@)
@@ -225,6 +233,6 @@ deb:
 
 clean:
 	$(call msg,CLEAN)
-	$(Q)rm -rf $(OUTPUT) $(BIN) sockbypass-proxy
+	$(Q)rm -rf $(OUTPUT) $(BIN) sockbypass-proxy sockbypass-metrics
 
 -include $(wildcard $(OUTPUT)/*.d)

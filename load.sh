@@ -100,10 +100,16 @@ ensure_pkgs() {
 	exit 10
 }
 
-# Packages without a command to look for: the libbpf headers, and clang's
-# sanitizer and fuzzer runtimes for make stress.
+# Packages without a command to look for: the libbpf headers, libmicrohttpd's
+# and python3-yaml for make test, clang's sanitizer and fuzzer runtimes for
+# make stress.
 lib_pkgs() {
 	[ -e /usr/include/bpf/libbpf.h ] || echo "libbpf-dev:libbpf-dev"
+	# make test: the metrics endpoint's HTTP library, and YAML for the manifest
+	if [ "$test_deps" = 1 ]; then
+		[ -e /usr/include/microhttpd.h ] || echo "libmicrohttpd-dev:libmicrohttpd-dev"
+		python3 -c 'import yaml' 2>/dev/null || echo "python3-yaml:python3-yaml"
+	fi
 	if [ "$stress_deps" = 1 ] &&
 		! compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null; then
 		echo "libclang-rt-dev:libclang-rt-dev"

@@ -4,7 +4,7 @@
 # no-root: test_shellcheck_clean
 test_shellcheck_clean() {
 	cd "$TOP" || fail "no $TOP"
-	shellcheck -x ./*.sh test/*.sh test/run-in-cgroup test/kernels/*.sh test/kernels/initramfs-init bench/*.sh .ci/run completion/sockbypass || fail "shellcheck found problems"
+	shellcheck -x ./*.sh test/*.sh test/run-in-cgroup test/kernels/*.sh test/kernels/initramfs-init bench/*.sh .ci/run completion/sockbypass deploy/*.sh debian/prerm || fail "shellcheck found problems"
 }
 
 # no-root: test_build_has_no_warnings
