@@ -55,15 +55,27 @@ PY
 	echo "result: manifest checked ($out); image packages are Debian's"
 }
 
+# The pod's mounts, as the manifest makes them, inside this test's own mount
+# and network namespace (test/run.sh's unshare): a bpffs at /sys/fs/bpf (the
+# test's, standing for the host's) and the test's cgroup at the cgroup2
+# mount path, on a /run of its own. The entry point then runs with the
+# manifest's environment; only the binaries' directory is the tree's.
+pod_mounts() {
+	mount --bind "$TMP/bpffs" /sys/fs/bpf || fail "bind the test's bpffs on /sys/fs/bpf"
+	mount -t tmpfs sockbypass-pod /run || fail "a /run of the pod's own"
+	mkdir -p /run/sockbypass/cgroup2
+	mount --bind "$CG" /run/sockbypass/cgroup2 || fail "bind the test's cgroup"
+}
+
 # pod ARGS...: the container's entry point as the pod runs it, in the background
 pod() {
-	SOCKBYPASS_BINDIR=$TOP SOCKBYPASS_CGROUP=$CG SOCKBYPASS_PIN_DIR=$PIN \
+	SOCKBYPASS_BINDIR=$TOP SOCKBYPASS_CGROUP=/run/sockbypass/cgroup2 \
 		SOCKBYPASS_METRICS=127.0.0.1:9478 bg "$TOP/deploy/entrypoint.sh" "$@"
 	POD=$!
 }
 
 ready() {
-	SOCKBYPASS_BINDIR=$TOP SOCKBYPASS_PIN_DIR=$PIN "$TOP/deploy/entrypoint.sh" ready
+	SOCKBYPASS_BINDIR=$TOP "$TOP/deploy/entrypoint.sh" ready
 }
 
 metrics() {
@@ -77,8 +89,13 @@ metrics() {
 test_pod_restarts_keep_the_bypass_and_only_unload_removes_it() {
 	local stream before
 	make -s -C "$TOP" sockbypass-metrics >"$TMP/out" 2>&1 || fail "make sockbypass-metrics: $(cat "$TMP/out")"
+	pod_mounts
 	pod load
 	metrics | grep -qx "sockbypass_loaded 1" || fail "the pod's metrics: $(metrics)"
+	[ -e "$PIN/sb_sockops_link" ] || fail "the pod did not pin in the bpffs at /sys/fs/bpf"
+	# status names the cgroup by its path under the first cgroup2 mount: the test's
+	"$SB" status --pin-dir "$PIN" | grep -qx "cgroup: $CG" ||
+		fail "the pod did not attach to the mounted cgroup: $("$SB" status --pin-dir "$PIN" | grep cgroup)"
 	ready || fail "not ready once loaded"
 	# a stream of ~5 s that runs across the restart and the rolling update
 	server -a 127.0.0.1 -p 7401 -s 0 -r 8M
