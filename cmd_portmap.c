@@ -32,7 +32,7 @@ enum pm_action { PM_LIST, PM_ADD, PM_REMOVE };
 #define MAX_ARGS 64
 static struct {
 	enum pm_action action;
-	bool action_given, json, is_default;
+	bool action_given, is_default;
 	const char *cgroup;
 	int nports;
 	__u32 ports[MAX_ARGS];
@@ -80,16 +80,6 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case 'd':
 		req.is_default = true;
 		break;
-	case 'p':
-		check_path_arg(state, "--pin-dir", arg);
-		env.pin_dir = arg;
-		break;
-	case 'j':
-		req.json = true;
-		break;
-	case 'h':
-		argp_state_help(state, stdout, ARGP_HELP_STD_HELP);
-		break;
 	case ARGP_KEY_ARG:
 		if (!req.action_given) {
 			req.action_given = true;
@@ -130,7 +120,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 			argp_error(state, "--default goes with add");
 		break;
 	default:
-		return ARGP_ERR_UNKNOWN;
+		return sb_shared_option(key, arg, state); /* --pin-dir, --json, --help */
 	}
 	return 0;
 }
@@ -144,7 +134,7 @@ static int list(void)
 	char path[PATH_MAX];
 
 	portmap_gather(&st);
-	if (req.json) {
+	if (env.format == FORMAT_JSON) {
 		putchar('{');
 		portmap_print(&st, FORMAT_JSON);
 		puts("}");

@@ -25,7 +25,6 @@ enum scope_action { SCOPE_SHOW, SCOPE_ADD, SCOPE_REMOVE };
 #define MAX_LISTS 32
 static struct {
 	enum scope_action action;
-	bool json;
 	int nlists;
 	struct { enum sb_port_class class; const char *list; } lists[MAX_LISTS];
 } req;
@@ -64,16 +63,6 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		req.lists[req.nlists].class = key == 'o' ? SB_PORT_ONLY : SB_PORT_EXCLUDED;
 		req.lists[req.nlists++].list = arg;
 		break;
-	case 'p':
-		check_path_arg(state, "--pin-dir", arg);
-		env.pin_dir = arg;
-		break;
-	case 'j':
-		req.json = true;
-		break;
-	case 'h':
-		argp_state_help(state, stdout, ARGP_HELP_STD_HELP);
-		break;
 	case ARGP_KEY_ARG:
 		if (state->arg_num > 0)
 			argp_error(state, "unexpected argument '%s'", arg);
@@ -94,7 +83,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 			argp_error(state, "port lists go with 'add' or 'remove'");
 		break;
 	default:
-		return ARGP_ERR_UNKNOWN;
+		return sb_shared_option(key, arg, state); /* --pin-dir, --json, --help */
 	}
 	return 0;
 }
@@ -176,7 +165,7 @@ int cmd_scope(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (req.json) {
+	if (env.format == FORMAT_JSON) {
 		putchar('{');
 		scope_print(&sc, FORMAT_JSON);
 		puts("}");

@@ -104,6 +104,26 @@ int check_path_arg(struct argp_state *state, const char *opt, const char *arg)
 	return 0;
 }
 
+int sb_shared_option(int key, char *arg, struct argp_state *state)
+{
+	switch (key) {
+	case 'p':
+		check_path_arg(state, "--pin-dir", arg);
+		env.pin_dir = arg;
+		return 0;
+	case 'j':
+		env.format = FORMAT_JSON;
+		return 0;
+	case 'P':
+		env.format = FORMAT_PROMETHEUS;
+		return 0;
+	case 'h':
+		argp_state_help(state, stdout, ARGP_HELP_STD_HELP);
+		return 0;
+	}
+	return ARGP_ERR_UNKNOWN;
+}
+
 static error_t parse_arg(int key, char *arg, struct argp_state *state)
 {
 	char *end;
@@ -112,10 +132,6 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case 'c':
 		check_path_arg(state, "--cgroup", arg);
 		env.cgroup = arg;
-		break;
-	case 'p':
-		check_path_arg(state, "--pin-dir", arg);
-		env.pin_dir = arg;
 		break;
 	case 'u':
 		env.verb = VERB_UNLOAD;
@@ -128,8 +144,7 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 		/* the flag form: --json alone means --status --json */
 		if (env.verb == VERB_LEGACY)
 			env.verb = VERB_STATUS;
-		env.format = key == 'j' ? FORMAT_JSON : FORMAT_PROMETHEUS;
-		break;
+		return sb_shared_option(key, arg, state);
 	case 't':
 		errno = 0;
 		env.timeout = strtod(arg, &end);
@@ -170,14 +185,11 @@ static error_t parse_arg(int key, char *arg, struct argp_state *state)
 	case 'v':
 		env.verbose = true;
 		break;
-	case 'h':
-		argp_state_help(state, stdout, ARGP_HELP_STD_HELP);
-		break;
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s'", arg);
 		break;
 	default:
-		return ARGP_ERR_UNKNOWN;
+		return sb_shared_option(key, arg, state);
 	}
 	return 0;
 }

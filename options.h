@@ -30,6 +30,9 @@ extern struct sb_env env;
  * argp itself exits on --help and errors unless flags has ARGP_NO_EXIT. */
 int sb_parse_options(enum sb_verb verb, int argc, char **argv, unsigned int flags);
 struct argp_state;
+/* -p --pin-dir, -j --json, -P --prometheus, -h: the same for every verb that
+ * has them; ARGP_ERR_UNKNOWN for other keys (an argp parser's default case) */
+int sb_shared_option(int key, char *arg, struct argp_state *state);
 /* an absolute, non-empty path of a sane length, or argp_error() */
 int check_path_arg(struct argp_state *state, const char *opt, const char *arg);
 
