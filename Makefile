@@ -183,6 +183,7 @@ bench:
 	QUICK=$(QUICK) ./bench/memory.sh
 	QUICK=$(QUICK) ./bench/portmap.sh
 	QUICK=$(QUICK) ./bench/proxy.sh
+	QUICK=$(QUICK) ./bench/apps.sh
 
 install: $(BIN) sockbypass-proxy $(OUTPUT)/libsockbypass-splice.a $(OUTPUT)/libsockbypass-splice.so
 	$(call msg,INSTALL,$(DESTDIR)$(SBINDIR))

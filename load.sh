@@ -12,7 +12,9 @@ systemd-analyze:systemd nft:nftables python3:python3 curl:curl
 dh:debhelper dpkg-buildpackage:dpkg-dev man:man-db groff:groff-base"
 STRESS_PKGS="redis-server:redis-server redis-benchmark:redis-tools nginx:nginx-light curl:curl
 valgrind:valgrind"
-BENCH_PKGS="sockperf:sockperf gnuplot:gnuplot-nox haproxy:haproxy"
+BENCH_PKGS="sockperf:sockperf gnuplot:gnuplot-nox haproxy:haproxy redis-server:redis-server
+redis-benchmark:redis-tools nginx:nginx-light wrk:wrk h2load:nghttp2-client
+nghttpd:nghttp2-server git:git"
 DEB_PKGS="dh:debhelper dpkg-buildpackage:dpkg-dev"
 
 usage() {
@@ -102,9 +104,13 @@ ensure_pkgs() {
 
 # Packages without a command to look for: the libbpf headers, libmicrohttpd's
 # and python3-yaml for make test, clang's sanitizer and fuzzer runtimes for
-# make stress.
+# make stress, PostgreSQL's server for make bench.
 lib_pkgs() {
 	[ -e /usr/include/bpf/libbpf.h ] || echo "libbpf-dev:libbpf-dev"
+	# make bench: PostgreSQL's server (pgbench alone comes with the client)
+	if [ "$bench_deps" = 1 ] && ! compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null; then
+		echo "postgresql:postgresql"
+	fi
 	# make test: the metrics endpoint's HTTP library, and YAML for the manifest
 	if [ "$test_deps" = 1 ]; then
 		[ -e /usr/include/microhttpd.h ] || echo "libmicrohttpd-dev:libmicrohttpd-dev"

@@ -28,7 +28,7 @@ test_help_everywhere() {
 	expect 0 "Exit codes:" "$TOP/sockbypass" scope --help
 	expect 0 "Exit codes:" "$TOP/sockbypass" portmap --help
 	expect 0 "^Usage: sockbypass-proxy" "$TOP/sockbypass-proxy" --help
-	for cmd in run.sh portmap.sh proxy.sh memory.sh; do
+	for cmd in run.sh portmap.sh proxy.sh memory.sh apps.sh; do
 		expect 0 "^Usage: " "$TOP/bench/$cmd" --help
 	done
 }
