@@ -40,8 +40,13 @@ unload)
 	done
 	[ "$rc" = 0 ] || exit "$rc"
 	# stay, so the DaemonSet shows every node done (readiness: not loaded)
-	trap 'exit 0' TERM INT
-	while :; do sleep 3600 & wait $!; done ;;
+	# (the sleep is a child: a stopped pod must not leave it behind)
+	trap 'kill "$nap" 2>/dev/null; exit 0' TERM INT
+	while :; do
+		sleep 3600 &
+		nap=$!
+		wait "$nap"
+	done ;;
 ready)
 	# loading: ready once loaded (status exits 0); unloading: once it is gone (12)
 	"$bindir/sockbypass" status --pin-dir "$pin_dir" >/dev/null

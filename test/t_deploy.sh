@@ -122,5 +122,12 @@ test_pod_restarts_keep_the_bypass_and_only_unload_removes_it() {
 	ready && fail "a load pod reads as ready with nothing loaded"
 	kill -TERM "$POD"
 	wait "$POD" || fail "the unload pod did not stop cleanly"
+	# nothing of the pod stays in its cgroup (its sleep was a child of it)
+	local pid left=()
+	sleep 0.2
+	while read -r pid; do
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ] && left+=("$pid")
+	done <"$CG/cgroup.procs"
+	[ ${#left[@]} -eq 0 ] || fail "the stopped pod left its sleep behind: ${left[*]}"
 	echo "result: the bypass stayed through a pod stop and a new pod (stream intact), and went only on unload"
 }
