@@ -6,7 +6,6 @@
  */
 #include <stdio.h>
 #include <sys/utsname.h>
-#include <unistd.h>
 #include "errmsg.h"
 #include "options.h"
 #include "kernel_features.h"
@@ -55,10 +54,8 @@ int cmd_features(int argc, char **argv)
 	if (err)
 		return err;
 	/* without CAP_BPF every probe fails: that would read as a kernel without BPF */
-	if (geteuid() != 0) {
-		err_line("sockbypass features needs root (CAP_BPF) to probe the kernel: run it with sudo");
+	if (need_root("sockbypass features", "CAP_BPF, to probe the kernel"))
 		return SB_EXIT_PERM;
-	}
 	usable = probe_kernel(&f, true) == 0;
 	uname(&u);
 	if (env.format == FORMAT_JSON)

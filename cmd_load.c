@@ -215,10 +215,8 @@ int do_load(void)
 	bool made_dir = false, done = false;
 	int cg_fd, ret;
 
-	if (geteuid() != 0) {
-		err_line("sockbypass needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo");
+	if (need_root("sockbypass", "CAP_BPF and CAP_NET_ADMIN"))
 		return SB_EXIT_PERM;
-	}
 	ret = preflight(&features, cgroup_buf, sizeof(cgroup_buf), &done);
 	if (ret || done)
 		return ret;

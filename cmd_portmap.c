@@ -341,10 +341,8 @@ int cmd_portmap(int argc, char **argv)
 	argp_parse(&argp, argc, argv, 0, NULL, NULL);
 	if (port_exit)
 		return port_exit;
-	if (geteuid() != 0) {
-		err_line("sockbypass portmap needs root (CAP_BPF): run it with sudo");
+	if (need_root("sockbypass portmap", "CAP_BPF"))
 		return SB_EXIT_PERM;
-	}
 	if (!pin_exists(SB_PIN_LINK)) {
 		err_line("sockbypass is not loaded (nothing in %s); load it with load.sh first",
 			 env.pin_dir);

@@ -137,10 +137,8 @@ int cmd_scope(int argc, char **argv)
 	ret = apply_lists(&check);
 	if (ret)
 		return ret;
-	if (geteuid() != 0) {
-		err_line("sockbypass scope needs root (CAP_BPF): run it with sudo");
+	if (need_root("sockbypass scope", "CAP_BPF"))
 		return SB_EXIT_PERM;
-	}
 	fd = open_scope_map();
 	if (fd < 0)
 		return -fd;

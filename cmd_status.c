@@ -196,10 +196,8 @@ int do_status(void)
 {
 	struct status st = { .state = "not loaded" };
 
-	if (geteuid() != 0) {
-		err_line("sockbypass needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo");
+	if (need_root("sockbypass", "CAP_BPF and CAP_NET_ADMIN"))
 		return SB_EXIT_PERM;
-	}
 	if (known_pins())
 		gather(&st);
 	switch (env.format) {

@@ -58,10 +58,8 @@ int do_unload(void)
 	int config_fd, map_fd, prog_fd, err, ret = SB_EXIT_OK;
 	char path[PATH_MAX];
 
-	if (geteuid() != 0) {
-		err_line("sockbypass needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo");
+	if (need_root("sockbypass", "CAP_BPF and CAP_NET_ADMIN"))
 		return SB_EXIT_PERM;
-	}
 	if (access(env.pin_dir, F_OK) || !known_pins()) {
 		printf("sockbypass is not loaded (nothing in %s)\n", env.pin_dir);
 		rmdir(env.pin_dir);

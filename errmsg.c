@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 #include "errmsg.h"
 
 void err_line(const char *fmt, ...)
@@ -14,6 +15,14 @@ void err_line(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+int need_root(const char *who, const char *caps)
+{
+	if (geteuid() == 0)
+		return 0;
+	err_line("%s needs root (%s): run it with sudo", who, caps);
+	return SB_EXIT_PERM;
 }
 
 int errno_exit(int err)

@@ -29,6 +29,8 @@ enum sb_exit {
 
 /* "Error: ..." on stderr */
 void err_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* 0 as root; else "WHO needs root (CAPS): run it with sudo" and SB_EXIT_PERM */
+int need_root(const char *who, const char *caps);
 /* the exit code of a failed call's -errno: no permission, or internal */
 int errno_exit(int err);
 /* s as a JSON string on stdout, quotes and escapes included */
