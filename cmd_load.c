@@ -138,7 +138,7 @@ static int open_and_load(struct sockbypass_bpf **out, struct sb_features *featur
 	/* the port scope before any connection can be seen */
 	err = bpf_map_update_elem(bpf_map__fd(skel->maps.sb_scope), &(__u32){ 0 }, env.scope, BPF_ANY);
 	if (!err)
-		err = config_set_enabled(bpf_map__fd(skel->maps.sb_config), true, features->sleeper_hook);
+		err = config_enable(bpf_map__fd(skel->maps.sb_config), features->sleeper_hook);
 	if (err) {
 		err_line("set config: %s", strerror(-err));
 		return SB_EXIT_INTERNAL;

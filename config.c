@@ -6,9 +6,9 @@
 #include "options.h"
 #include "config.h"
 
-int config_set_enabled(int config_fd, bool on, bool sleepers_counted)
+int config_enable(int config_fd, bool sleepers_counted)
 {
-	struct sb_config cfg = { .enabled = on, .trace = env.trace, .queue_limit = env.queue_limit,
+	struct sb_config cfg = { .enabled = 1, .trace = env.trace, .queue_limit = env.queue_limit,
 				 .sleepers_counted = sleepers_counted };
 	__u32 zero = 0;
 

@@ -5,8 +5,8 @@
 
 #include <stdbool.h>
 
-/* load: the whole config from env, on or off */
-int config_set_enabled(int config_fd, bool on, bool sleepers_counted);
+/* load: the whole config from env, redirection on */
+int config_enable(int config_fd, bool sleepers_counted);
 /* unload: every sender falls back to TCP on its next write; the rest kept */
 int config_disable(int config_fd);
 
