@@ -8,13 +8,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 BUILD_PKGS="clang:clang bpftool:bpftool make:make cc:gcc pkg-config:pkg-config ip:iproute2
 tcpdump:tcpdump iperf3:iperf3"
 TEST_PKGS="shellcheck:shellcheck unshare:util-linux setpriv:util-linux jq:jq
-systemd-analyze:systemd nft:nftables python3:python3 curl:curl
-dh:debhelper dpkg-buildpackage:dpkg-dev man:man-db groff:groff-base"
+systemd-analyze:systemd nft:nftables python3:python3 curl:curl man:man-db groff:groff-base"
 STRESS_PKGS="redis-server:redis-server redis-benchmark:redis-tools nginx:nginx-light curl:curl
 valgrind:valgrind"
 BENCH_PKGS="sockperf:sockperf gnuplot:gnuplot-nox haproxy:haproxy redis-server:redis-server
 redis-benchmark:redis-tools nginx:nginx-light wrk:wrk h2load:nghttp2-client
 nghttpd:nghttp2-server git:git"
+# make deb's; make test builds the package too, so it installs them as well
 DEB_PKGS="dh:debhelper dpkg-buildpackage:dpkg-dev"
 
 usage() {
@@ -147,7 +147,7 @@ done
 
 if [ "$deps_only" = 1 ]; then
 	want=$BUILD_PKGS
-	[ "$test_deps" = 1 ] && want="$want $TEST_PKGS"
+	[ "$test_deps" = 1 ] && want="$want $TEST_PKGS $DEB_PKGS"
 	[ "$stress_deps" = 1 ] && want="$want $STRESS_PKGS"
 	[ "$bench_deps" = 1 ] && want="$want $BENCH_PKGS"
 	[ "$deb_deps" = 1 ] && want="$want $DEB_PKGS"
