@@ -38,6 +38,7 @@ record() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$rows"; }
 
 load
 chmod 711 "$TMP" # the postgres user reaches its data directories below
+# off and unix outside the covered cgroup, on inside it
 cgroup_of() { [ "$1" = on ] && echo "$CG" || echo "$ORIG_CG"; }
 in_mode() { # MODE CMD...: run CMD where MODE's servers and clients live
 	local cg
@@ -106,7 +107,7 @@ redis_run() { # mode rep
 			record "$line" "$m" "$rep" rps "${rps//\"/}"
 			record "$line" "$m" "$rep" p50_ms "${p50//\"/}"
 			record "$line" "$m" "$rep" p99_ms "${p99//\"/}"
-		done < <(in_mode "$([ "$m" = unix ] && echo off || echo "$m")" redis-benchmark "${target[@]}" \
+		done < <(in_mode "$m" redis-benchmark "${target[@]}" \
 			-t set,get -d 1024 -c 50 -n "$REDIS_N" -P "$pipe" --csv 2>/dev/null)
 	done
 }
@@ -115,14 +116,14 @@ pgbench_run() { # mode rep
 	local m=$1 rep=$2 host port kind out select
 	host=127.0.0.1 port=$(port 5440 "$m")
 	[ "$m" = unix ] && host=$TMP/pgsock-off port=5440
-	for kind in select tpcb; do
+	for kind in -S TPC-B; do
 		select=()
-		[ "$kind" = select ] && select=(-S)
-		out=$(in_mode "$([ "$m" = unix ] && echo off || echo "$m")" pgbench -c 8 -j 2 -T "$SECS" \
+		[ "$kind" = -S ] && select=(-S)
+		out=$(in_mode "$m" pgbench -c 8 -j 2 -T "$SECS" \
 			"${select[@]}" -h "$host" -p "$port" -U postgres postgres 2>&1)
-		record "pgbench $([ "$kind" = select ] && echo "-S" || echo "TPC-B")" "$m" "$rep" tps \
+		record "pgbench $kind" "$m" "$rep" tps \
 			"$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | tail -n 1)"
-		record "pgbench $([ "$kind" = select ] && echo "-S" || echo "TPC-B")" "$m" "$rep" latency_ms \
+		record "pgbench $kind" "$m" "$rep" latency_ms \
 			"$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out")"
 	done
 }
