@@ -3,6 +3,18 @@
 
 installed_files() { (cd "$TMP/root" && find . -type f | sort); }
 
+# unit_exec ROOT UNIT KEY SAYS ARGS...: run the installed unit's KEY command line
+# (ExecStart, ExecStop) directly with ARGS (the test's cgroup and pins, not
+# the host's): it must succeed and say SAYS
+unit_exec() {
+	local root=$1 unit=$2 key=$3 says=$4 cmd
+	shift 4
+	cmd=$(sed -n "s/^$key=//p" "$root$unit")
+	# shellcheck disable=SC2086 # the command line's words
+	"$root"$cmd "$@" >"$TMP/out" 2>&1 || fail "$key: $(cat "$TMP/out")"
+	grep -q "$says" "$TMP/out" || fail "$key said: $(cat "$TMP/out")"
+}
+
 test_install_unit_and_uninstall() {
 	make -s -C "$TOP" install DESTDIR="$TMP/root" PREFIX=/usr/local >"$TMP/out" 2>&1 ||
 		fail "make install: $(cat "$TMP/out")"
@@ -32,16 +44,10 @@ EOF
 	assert_eq "$start" "/usr/local/sbin/sockbypass load" "ExecStart"
 	assert_eq "$stop" "/usr/local/sbin/sockbypass unload" "ExecStop"
 	grep -qx "RequiresMountsFor=/sys/fs/bpf" "$TMP/root$unit" || fail "the unit does not require /sys/fs/bpf"
-	# the unit's command lines, run directly (on the test's cgroup and pins, not the host's)
-	# shellcheck disable=SC2086 # the command line's words
-	"$TMP/root"$start --cgroup "$CG" --pin-dir "$PIN" >"$TMP/out" 2>&1 ||
-		fail "ExecStart: $(cat "$TMP/out")"
-	grep -q "sockbypass loaded" "$TMP/out" || fail "ExecStart said: $(cat "$TMP/out")"
+	unit_exec "$TMP/root" "$unit" ExecStart "sockbypass loaded" --cgroup "$CG" --pin-dir "$PIN"
 	"$TMP/root/usr/local/sbin/sockbypass" status --pin-dir "$PIN" >/dev/null ||
 		fail "installed binary: status"
-	# shellcheck disable=SC2086
-	"$TMP/root"$stop --pin-dir "$PIN" >"$TMP/out" 2>&1 || fail "ExecStop: $(cat "$TMP/out")"
-	grep -q "sockbypass unloaded" "$TMP/out" || fail "ExecStop said: $(cat "$TMP/out")"
+	unit_exec "$TMP/root" "$unit" ExecStop "sockbypass unloaded" --pin-dir "$PIN"
 
 	make -s -C "$TOP" uninstall DESTDIR="$TMP/root" PREFIX=/usr/local >"$TMP/out" 2>&1 ||
 		fail "make uninstall: $(cat "$TMP/out")"
@@ -53,7 +59,7 @@ EOF
 # a reinstall (an upgrade's maintainer scripts) with the bypass loaded leaves
 # it loaded, and a purge leaves none of the package's files or unit state.
 test_deb_installs_loads_survives_upgrade_and_purges() {
-	local deb unit=/lib/systemd/system/sockbypass.service start stop files before
+	local deb unit=/lib/systemd/system/sockbypass.service files before
 	dpkg -s sockbypass >/dev/null 2>&1 &&
 		skip "a sockbypass package is installed on this machine: not replacing it"
 	make -s -C "$TOP" deb >"$TMP/out" 2>&1 || fail "make deb: $(cat "$TMP/out")"
@@ -76,11 +82,8 @@ test_deb_installs_loads_survives_upgrade_and_purges() {
 	# installing changes nothing: not enabled, not started, nothing loaded
 	[ -e /etc/systemd/system/multi-user.target.wants/sockbypass.service ] && fail "the install enabled the unit"
 	[ -e /sys/fs/bpf/sockbypass ] && fail "the install loaded the bypass"
-	start=$(sed -n 's/^ExecStart=//p' "$unit")
-	stop=$(sed -n 's/^ExecStop=//p' "$unit")
-	assert_eq "$start" "/usr/sbin/sockbypass load" "ExecStart"
-	# shellcheck disable=SC2086 # the unit's command line, words and all
-	$start --cgroup "$CG" --pin-dir "$PIN" >"$TMP/out" 2>&1 || fail "ExecStart: $(cat "$TMP/out")"
+	assert_eq "$(sed -n 's/^ExecStart=//p' "$unit")" "/usr/sbin/sockbypass load" "ExecStart"
+	unit_exec "" "$unit" ExecStart "sockbypass loaded" --cgroup "$CG" --pin-dir "$PIN"
 	before=$(counter redirected_bytes)
 	apt-get install -y -q --reinstall "$deb" >"$TMP/apt.out" 2>&1 ||
 		fail "apt-get install --reinstall: $(tail -n 5 "$TMP/apt.out")"
@@ -89,9 +92,7 @@ test_deb_installs_loads_survives_upgrade_and_purges() {
 	server -a 127.0.0.1 -p 7301 -s 1M -r 1M
 	"$TCPCHECK" -a 127.0.0.1 -p 7301 -s 1M -r 1M >/dev/null || fail "a stream after the upgrade broke"
 	assert_gt "$(counter redirected_bytes)" "$before" "bytes redirected after the upgrade"
-	# shellcheck disable=SC2086
-	$stop --pin-dir "$PIN" >"$TMP/out" 2>&1 || fail "ExecStop: $(cat "$TMP/out")"
-	grep -q "sockbypass unloaded" "$TMP/out" || fail "ExecStop said: $(cat "$TMP/out")"
+	unit_exec "" "$unit" ExecStop "sockbypass unloaded" --pin-dir "$PIN"
 	apt-get purge -y -q sockbypass >"$TMP/apt.out" 2>&1 || fail "apt-get purge: $(tail -n 5 "$TMP/apt.out")"
 	dpkg -s sockbypass >/dev/null 2>&1 && fail "still installed after purge"
 	for f in $files; do
