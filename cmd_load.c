@@ -92,7 +92,7 @@ static int preflight(struct sb_features *features, char *cgroup_buf, size_t len,
 static int open_and_load(struct sockbypass_bpf **out, struct sb_features *features)
 {
 	struct sockbypass_bpf *skel;
-	int err;
+	int err, cpus;
 
 	*out = skel = sockbypass_bpf__open();
 	if (!skel) {
@@ -105,6 +105,9 @@ static int open_and_load(struct sockbypass_bpf **out, struct sb_features *featur
 	if (getenv("SOCKBYPASS_WALK_QUEUE"))
 		features->queue_len = false;
 	skel->rodata->sb_walk_queue = !features->queue_len;
+	/* the memory check's per-CPU share of what a look found (0: assume many) */
+	cpus = libbpf_num_possible_cpus();
+	skel->rodata->sb_nr_cpus = cpus > 0 ? cpus : 0;
 	skel->rodata->sb_task_sockops = features->task_in_sockops;
 	skel->rodata->sb_task_sk_msg = features->task_in_sk_msg;
 	/* SOCKBYPASS_NO_SLEEPER_HOOK=1: behave as on a kernel without it */
@@ -114,7 +117,9 @@ static int open_and_load(struct sockbypass_bpf **out, struct sb_features *featur
 	bpf_program__set_autoload(skel->progs.sb_wait_exit, features->sleeper_hook);
 	/* one entry per socket in each; clients waiting for their server: a quarter */
 	bpf_map__set_max_entries(skel->maps.sb_sockhash, env.map_size);
-	bpf_map__set_max_entries(skel->maps.sb_pairs, env.map_size);
+	bpf_map__set_max_entries(skel->maps.sb_socks, env.map_size);
+	/* used only where the sleeper hook runs: else one entry, not 5 MiB */
+	bpf_map__set_max_entries(skel->maps.sb_sleepers, features->sleeper_hook ? env.map_size : 1);
 	bpf_map__set_max_entries(skel->maps.sb_pending, env.map_size / 4 > 64 ? env.map_size / 4 : 64);
 	bpf_map__set_max_entries(skel->maps.sb_hints, env.map_size / 4 > 64 ? env.map_size / 4 : 64);
 	err = sockbypass_bpf__load(skel);

@@ -23,7 +23,6 @@ static const struct { enum bpf_prog_type t; const char *name; } prog_types[] = {
 
 static const struct { enum bpf_map_type t; const char *name; } map_types[] = {
 	{ BPF_MAP_TYPE_SOCKHASH, "SOCKHASH maps (CONFIG_BPF_STREAM_PARSER)" },
-	{ BPF_MAP_TYPE_SK_STORAGE, "socket-local storage" },
 };
 
 /* Every helper the programs call outside the generic map ones. */
@@ -31,9 +30,7 @@ static const struct { enum bpf_prog_type t; enum bpf_func_id id; const char *nam
 	{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_hash_update, "bpf_sock_hash_update in sockops" },
 	{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sock_ops_cb_flags_set, "bpf_sock_ops_cb_flags_set in sockops" },
 	{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_get_socket_cookie, "bpf_get_socket_cookie in sockops" },
-	{ BPF_PROG_TYPE_SOCK_OPS, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sockops" },
 	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, "bpf_msg_redirect_hash in sk_msg" },
-	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_sk_storage_get, "bpf_sk_storage_get in sk_msg" },
 	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_skc_to_tcp_sock, "bpf_skc_to_tcp_sock in sk_msg" },
 	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_probe_read_kernel, "bpf_probe_read_kernel in sk_msg" },
 };
@@ -171,8 +168,9 @@ int probe_kernel(struct sb_features *f, bool quiet)
 	    LOST_LOAD);
 	row(f, "the sockops snd_nxt/rcv_nxt fields (connection pairing)", true,
 	    vmlinux && btf_has_member(vmlinux, "bpf_sock_ops", "snd_nxt"), LOST_LOAD);
-	row(f, "the tcp_sock/sk_psock layout the programs read", true,
-	    vmlinux && btf_has_member(vmlinux, "tcp_sock", "copied_seq") &&
+	row(f, "the sock/tcp_sock/sk_psock layout the programs read", true,
+	    vmlinux && btf_has_member(vmlinux, "sock_common", "skc_cookie") &&
+	    btf_has_member(vmlinux, "tcp_sock", "copied_seq") &&
 	    btf_has_member(vmlinux, "sk_psock", "ingress_msg"), LOST_LOAD);
 
 	/* optional: each row says what its absence costs */

@@ -16,9 +16,11 @@
 #include "pins.h"
 
 const char *const sb_local_maps[] = {
-	"sb_sockhash", "sb_pairs", "sb_hints", "sb_pending",
-	"sb_state", "sb_config", "sb_counters", "sb_sleepers", "sb_scope",
+	"sb_sockhash", "sb_socks", "sb_hints", "sb_pending",
+	"sb_config", "sb_counters", "sb_sleepers", "sb_scope",
 };
+/* pinned by sockbypass 0.2 (sb_socks replaced them): unload removes them too */
+static const char *const retired_maps[] = { "sb_pairs", "sb_state" };
 const size_t sb_local_maps_nr = ARRAY_SIZE(sb_local_maps);
 /* the proxy splice's (splice_load.c) */
 const char *const sb_splice_maps[] = {
@@ -61,6 +63,7 @@ static int count_pins(const char *const *names, size_t n)
 int known_pins(void)
 {
 	return pin_exists(SB_PIN_LINK) + count_pins(sb_local_maps, sb_local_maps_nr) +
+	       count_pins(retired_maps, ARRAY_SIZE(retired_maps)) +
 	       count_pins(sb_splice_maps, sb_splice_maps_nr) +
 	       count_pins(sb_portmap_maps, sb_portmap_maps_nr) +
 	       count_pins(sb_portmap_links, sb_portmap_links_nr) +
@@ -141,6 +144,7 @@ void unpin_all(void)
 	unpin_names(pinned_links, ARRAY_SIZE(pinned_links));
 	unpin_names(pinned_progs, ARRAY_SIZE(pinned_progs));
 	unpin_names(sb_local_maps, sb_local_maps_nr);
+	unpin_names(retired_maps, ARRAY_SIZE(retired_maps));
 	unpin_names(sb_splice_maps, sb_splice_maps_nr);
 	unpin_names(sb_portmap_maps, sb_portmap_maps_nr);
 	rmdir(env.pin_dir);

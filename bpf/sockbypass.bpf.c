@@ -83,13 +83,20 @@ struct {
 	__type(value, __u64);
 } sb_sockhash SEC(".maps");
 
-/* cookie -> the peer, both directions. */
+/*
+ * Our sockets by cookie: what the programs keep per socket, its peer among
+ * it. A preallocated hash, not socket-local storage: creating that is a
+ * kmalloc and a memory cgroup charge per socket, and the peer needed a map
+ * of its own. Cookies are never reused, so an entry a close did not remove
+ * (a socket closed while nothing was attached) can never be taken for
+ * another socket's.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, SB_SOCKHASH_MAX);
 	__type(key, __u64);
-	__type(value, struct sb_peer);
-} sb_pairs SEC(".maps");
+	__type(value, struct sb_sock_state);
+} sb_socks SEC(".maps");
 
 /*
  * Tuples of SYNs our listeners answered, with how many are not yet claimed
@@ -122,13 +129,6 @@ struct {
 	__type(key, __u64);
 	__type(value, __s64);
 } sb_sleepers SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sb_sock_state);
-} sb_state SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -204,6 +204,9 @@ struct proto___sb {
 
 struct sock_common___sb {
 	struct proto___sb *skc_prot;
+	struct {
+		__s64 counter;
+	} skc_cookie; /* atomic64_t */
 	struct {
 		struct net___sb *net;
 	} skc_net; /* possible_net_t */
@@ -435,10 +438,14 @@ static __always_inline void record_hint(struct bpf_sock_ops *skops)
 	count(SB_C_HINTS, 1);
 }
 
-static __always_inline struct sb_sock_state *
-insert_self(struct bpf_sock_ops *skops, __u64 cookie)
+/*
+ * Put this socket into the maps: its entry in sb_socks (init: its peer or
+ * what it published), then the SOCKHASH, which makes sk_msg run on it and
+ * lets its peer redirect to it. False if it could not be inserted.
+ */
+static __always_inline bool insert_self(struct bpf_sock_ops *skops, __u64 cookie,
+					struct sb_sock_state *init)
 {
-	struct sb_sock_state *st;
 	struct bpf_sock *sk = skops->sk;
 	__u64 addr = (__u64)sk;
 	struct sb_config *cfg;
@@ -447,34 +454,35 @@ insert_self(struct bpf_sock_ops *skops, __u64 cookie)
 	bool counted;
 
 	if (!sk)
-		return NULL;
-	st = bpf_sk_storage_get(&sb_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st)
-		return NULL;
-	st->cookie = cookie;
-	st->tcp_seq = skops->snd_nxt; /* == write_seq: nothing queued at ESTABLISHED */
+		return false;
+	init->tcp_seq = skops->snd_nxt; /* == write_seq: nothing queued at ESTABLISHED */
+	if (bpf_map_update_elem(&sb_socks, &cookie, init, BPF_NOEXIST))
+		return false;
 	/* a count to keep only where sb_wait_enter/exit run; nobody can sleep
 	 * in recv() before ESTABLISHED (accept() returns later) */
 	cfg = bpf_map_lookup_elem(&sb_config, &key);
 	counted = cfg && cfg->sleepers_counted;
 	if (counted && bpf_map_update_elem(&sb_sleepers, &addr, &zero, BPF_ANY))
-		return NULL;
+		goto forget;
 	if (bpf_sock_hash_update(skops, &sb_sockhash, &cookie, BPF_NOEXIST)) {
 		if (counted)
 			bpf_map_delete_elem(&sb_sleepers, &addr);
-		return NULL;
+		goto forget;
 	}
-	/* STATE_CB lets us forget the pair when the socket closes */
+	/* STATE_CB lets us forget the socket when it closes */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);
 	count(SB_C_INSERTED, 1);
-	return st;
+	return true;
+forget:
+	bpf_map_delete_elem(&sb_socks, &cookie);
+	return false;
 }
 
 static __always_inline void client_established(struct bpf_sock_ops *skops)
 {
 	struct sb_peer me = {}, poison = {};
+	struct sb_sock_state init = {};
 	struct sb_pending_key pk = {};
-	struct sb_sock_state *st;
 	struct sb_tuple t = {};
 	__u64 *hints = NULL;
 
@@ -513,23 +521,23 @@ static __always_inline void client_established(struct bpf_sock_ops *skops)
 		trace_tuple("skip (same key twice)", &t);
 		return;
 	}
-	st = insert_self(skops, me.cookie);
-	if (!st) {
+	init.pending = pk;
+	if (!insert_self(skops, me.cookie, &init)) {
 		bpf_map_delete_elem(&sb_pending, &pk);
 		count(SB_C_INSERT_FAILED, 1);
 		trace_tuple("skip (map full)", &t);
 		return;
 	}
-	st->pending = pk;
 	trace_tuple("inserted client", &t);
 }
 
 static __always_inline void server_established(struct bpf_sock_ops *skops)
 {
+	struct sb_sock_state init = {}, *cst;
 	struct sb_pending_key pk = {};
-	struct sb_peer me = {}, client, *found;
-	struct sb_sock_state *st;
+	struct sb_peer client, *found;
 	struct sb_tuple t = {};
+	__u64 cookie;
 
 	/* counted at the client, which saw the same two ports */
 	if (out_of_scope(skops))
@@ -559,52 +567,45 @@ static __always_inline void server_established(struct bpf_sock_ops *skops)
 		trace_tuple("skip (payload before ESTABLISHED)", &t);
 		return;
 	}
-	me.cookie = bpf_get_socket_cookie(skops);
-	me.sk = (__u64)skops->sk;
-	st = insert_self(skops, me.cookie);
-	if (!st) {
+	cookie = bpf_get_socket_cookie(skops);
+	init.peer = client;
+	if (!insert_self(skops, cookie, &init)) {
 		count(SB_C_INSERT_FAILED, 1);
 		trace_tuple("skip (map full)", &t);
 		return;
 	}
-	/* the client may send as soon as client -> server exists: add it last */
-	if (bpf_map_update_elem(&sb_pairs, &me.cookie, &client, BPF_NOEXIST)) {
-		count(SB_C_INSERT_FAILED, 1);
-		trace_tuple("skip (pair map full)", &t);
+	/* the client may send as soon as it knows its peer: tell it last,
+	 * address before cookie (sk_msg reads the cookie first) */
+	cst = bpf_map_lookup_elem(&sb_socks, &client.cookie);
+	if (!cst) {
+		count(SB_C_SKIP_UNPAIRED, 1); /* the client closed meanwhile */
+		trace_tuple("skip (client gone)", &t);
 		return;
 	}
-	if (bpf_map_update_elem(&sb_pairs, &client.cookie, &me, BPF_NOEXIST)) {
-		bpf_map_delete_elem(&sb_pairs, &me.cookie);
-		count(SB_C_INSERT_FAILED, 1);
-		trace_tuple("skip (pair map full)", &t);
-		return;
-	}
+	cst->peer.sk = (__u64)skops->sk;
+	barrier();
+	cst->peer.cookie = cookie;
 	count(SB_C_PAIRED, 1);
 	trace_tuple("paired", &t);
 }
 
 static __always_inline void socket_closed(struct bpf_sock_ops *skops)
 {
-	struct sb_sock_state *st;
 	struct bpf_sock *sk = skops->sk;
-	__u64 addr = (__u64)sk;
-	struct sb_peer *peer;
+	__u64 addr = (__u64)sk, cookie;
+	struct sb_sock_state *st;
 
 	if (!sk)
 		return;
 	bpf_map_delete_elem(&sb_sleepers, &addr);
-	st = bpf_sk_storage_get(&sb_state, sk, 0, 0);
+	cookie = bpf_get_socket_cookie(skops);
+	st = bpf_map_lookup_elem(&sb_socks, &cookie);
 	if (!st)
 		return;
-	peer = bpf_map_lookup_elem(&sb_pairs, &st->cookie);
-	if (peer) {
-		__u64 p = peer->cookie;
-
-		bpf_map_delete_elem(&sb_pairs, &p);
-		bpf_map_delete_elem(&sb_pairs, &st->cookie);
-	}
-	if (st->pending.client_port)
+	/* a client no server claimed: take back what it published */
+	if (!st->peer.cookie && st->pending.client_port)
 		bpf_map_delete_elem(&sb_pending, &st->pending);
+	bpf_map_delete_elem(&sb_socks, &cookie);
 }
 
 SEC("sockops")
@@ -645,6 +646,7 @@ static __always_inline int pass(__u32 reason, __u32 size)
 #define SOCK_SNDBUF_LOCK 1
 #define SOCK_RCVBUF_LOCK 2
 #define PAGE_SHIFT___sb 12
+#define LONG_MAX___sb 0x7fffffffffffffffL
 
 /*
  * The most TCP would let sk buffer on one side: its send buffer (snd) or
@@ -711,10 +713,10 @@ static __always_inline bool has_waiter(struct sock___sb *sk)
  * or it waits for data right now.
  */
 static __always_inline bool peer_backlogged(struct sb_sock_state *st, struct sock___sb *me,
-					    struct sock___sb *peer, __u64 fixed)
+					    struct sock___sb *peer, __u64 fixed, __u64 now)
 {
 	struct sk_psock___sb *psock = sk_psock_of(peer);
-	__u64 unread, head = 0, now, limit, empty_list;
+	__u64 unread, head = 0, limit, empty_list;
 
 	if (fixed)
 		return psock_unread(psock, fixed, SB_WALK_SEND_MAX) > fixed;
@@ -723,7 +725,6 @@ static __always_inline bool peer_backlogged(struct sb_sock_state *st, struct soc
 	/* an empty list's first entry is the list head itself */
 	empty_list = (__u64)&psock->ingress_msg;
 	read_kernel(head, &psock->ingress_msg.next);
-	now = bpf_ktime_get_ns();
 	/* the reader reads: it took everything we redirected, or the message
 	 * that was first at the last look (not: nothing was sent yet) */
 	if ((head == empty_list && st->redirected) ||
@@ -741,12 +742,16 @@ static __always_inline bool peer_backlogged(struct sb_sock_state *st, struct soc
 	return unread > limit;
 }
 
-/* Is a page counter, or one of its first ancestors, too full for size more? */
-static __always_inline bool counter_full(struct page_counter___sb *c, __u64 pages)
+/*
+ * Pages a page counter, and its first ancestors, can still take before the
+ * line: a headroom of 1/16 of the limit, at least 1 MiB (256 pages). Below
+ * zero: too full.
+ */
+static __always_inline long counter_room(struct page_counter___sb *c)
 {
 	struct page_counter___sb *parent;
+	long usage, room = LONG_MAX___sb, r;
 	unsigned long max;
-	long usage;
 	int i;
 
 	for (i = 0; i < 4 && c; i++) {
@@ -754,31 +759,32 @@ static __always_inline bool counter_full(struct page_counter___sb *c, __u64 page
 		max = 0;
 		read_kernel(usage, &c->usage.counter);
 		read_kernel(max, &c->max);
-		/* headroom: 1/16 of the limit, at least 1 MiB (256 pages) */
-		if (usage > 0 && (__u64)usage + pages + 256 + (max >> 4) > max)
-			return true;
+		if (usage > 0) {
+			r = (long)max - usage - 256 - (long)(max >> 4);
+			if (r < room)
+				room = r;
+		}
 		parent = NULL;
 		read_kernel(parent, &c->parent);
 		c = parent;
 	}
-	return false;
+	return room;
 }
 
 /*
- * Could the kernel fail to charge the peer for size more bytes? It charges
- * redirected bytes to the receiver (its receive memory since 6.13, its send
- * memory before) against tcp_mem and its memory cgroup, and a refusal
- * reaches the writer as ENOMEM or a short write. TCP instead waits for
- * memory: hand the message to TCP before that line. Past tcp_mem's pressure
- * threshold, or near the cgroup's limit (v1's kmem.tcp where it is on).
+ * Pages the peer can still be charged before the kernel could refuse. It
+ * charges redirected bytes to the receiver (its receive memory since 6.13,
+ * its send memory before) against tcp_mem and its memory cgroup, and a
+ * refusal reaches the writer as ENOMEM or a short write, where TCP would
+ * wait for memory. The line: tcp_mem's pressure threshold (or pressure
+ * itself), and near the cgroup's limit (v1's kmem.tcp where it is on).
  */
-static __always_inline bool peer_memory_tight(struct sock___sb *peer, __u32 size)
+static __always_inline long peer_memory_room(struct sock___sb *peer, struct mem_cgroup___sb *memcg)
 {
 	struct proto___sb *prot = NULL;
-	struct mem_cgroup___sb *memcg = NULL;
 	long *allocated = NULL, *limits = NULL, pages = 0, pressure_at = 0;
+	long room = LONG_MAX___sb, r;
 	unsigned long *pressure = NULL, under = 0;
-	__u64 need = (size >> PAGE_SHIFT___sb) + 1;
 	bool v1tcp = false;
 
 	read_kernel(prot, &peer->__sk_common.skc_prot);
@@ -787,26 +793,83 @@ static __always_inline bool peer_memory_tight(struct sock___sb *peer, __u32 size
 		if (pressure)
 			read_kernel(under, pressure);
 		if (under)
-			return true;
+			return -1;
 		read_kernel(allocated, &prot->memory_allocated);
 		read_kernel(limits, &prot->sysctl_mem);
 		if (allocated && limits) {
 			read_kernel(pages, allocated);
 			read_kernel(pressure_at, &limits[1]);
-			if (pressure_at > 0 && pages + (long)need >= pressure_at)
-				return true;
+			if (pressure_at > 0)
+				room = pressure_at - pages;
 		}
 	}
-	if (!bpf_core_field_exists(peer->sk_memcg))
-		return false;
-	read_kernel(memcg, &peer->sk_memcg);
 	if (!memcg)
-		return false;
+		return room;
 	if (bpf_core_field_exists(memcg->tcpmem_active))
 		read_kernel(v1tcp, &memcg->tcpmem_active);
 	if (v1tcp && bpf_core_field_exists(memcg->tcpmem))
-		return counter_full(&memcg->tcpmem, need);
-	return counter_full(&memcg->memory, need);
+		r = counter_room(&memcg->tcpmem);
+	else
+		r = counter_room(&memcg->memory);
+	return r < room ? r : room;
+}
+
+/*
+ * What this CPU's last full look at memory found: for which memory cgroup,
+ * when, and how many bytes this CPU may still redirect to sockets charged
+ * there before it looks again. A look costs about 20 reads of kernel memory,
+ * most of a message's cost; each CPU may use 1/(2 x CPUs) of the room a look
+ * found, so all CPUs together use at most half of it between looks, and a
+ * look is at most SB_MEM_LOOK_NS old: what TCP and others take meanwhile
+ * comes out of the other half and the headroom.
+ */
+struct sb_mem_look {
+	__u64 memcg;
+	__u64 at_ns;
+	__u64 budget;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sb_mem_look);
+} sb_mem_looks SEC(".maps");
+
+/* Possible CPUs, set by the loader (0: assume many). */
+const volatile __u32 sb_nr_cpus = 0;
+
+/* Could the kernel fail to charge the peer for size more bytes? Then TCP. */
+static __always_inline bool peer_memory_tight(struct sock___sb *peer, __u32 size, __u64 now)
+{
+	struct mem_cgroup___sb *memcg = NULL;
+	__u64 cpus = sb_nr_cpus ? sb_nr_cpus : 256;
+	struct sb_mem_look *look;
+	__u32 zero = 0;
+	long room;
+
+	if (bpf_core_field_exists(peer->sk_memcg))
+		read_kernel(memcg, &peer->sk_memcg);
+	look = bpf_map_lookup_elem(&sb_mem_looks, &zero);
+	if (look && look->memcg == (__u64)memcg && now - look->at_ns < SB_MEM_LOOK_NS &&
+	    look->budget >= size) {
+		look->budget -= size;
+		return false;
+	}
+	room = peer_memory_room(peer, memcg) - (long)(size >> PAGE_SHIFT___sb) - 1;
+	if (room <= 0) {
+		if (look)
+			look->at_ns = 0; /* look again next time */
+		return true;
+	}
+	if (look) {
+		look->memcg = (__u64)memcg;
+		look->at_ns = now;
+		if (room > SB_MEM_LOOK_PAGES_MAX)
+			room = SB_MEM_LOOK_PAGES_MAX;
+		look->budget = ((__u64)room << PAGE_SHIFT___sb) / (2 * cpus);
+	}
+	return false;
 }
 
 /*
@@ -901,28 +964,29 @@ SEC("sk_msg")
 int sb_sk_msg(struct sk_msg_md *msg)
 {
 	__u32 zero = 0, size = msg->size;
+	__u64 cookie, peer_cookie, now;
 	struct tcp_sock___sb *me;
 	struct sb_sock_state *st;
 	struct sb_config *cfg;
-	struct sb_peer *peer;
 	struct sock___sb *psk;
 
 	if (!msg->sk)
 		return SK_PASS;
-	st = bpf_sk_storage_get(&sb_state, msg->sk, 0, 0);
 	me = (void *)bpf_skc_to_tcp_sock(msg->sk);
-	if (!st || !me)
+	if (!me)
+		return pass(SB_C_FALLBACK_NO_STATE, size);
+	/* the cookie sockops gave it (bpf_get_socket_cookie() set it then) */
+	cookie = ((struct sock___sb *)me)->__sk_common.skc_cookie.counter;
+	st = bpf_map_lookup_elem(&sb_socks, &cookie);
+	if (!st)
 		return pass(SB_C_FALLBACK_NO_STATE, size);
 	cfg = bpf_map_lookup_elem(&sb_config, &zero);
 	if (!cfg || !cfg->enabled)
 		return to_tcp(SB_C_FALLBACK_DISABLED, "bypass off");
 
-	if (!st->peer.cookie) {
-		peer = bpf_map_lookup_elem(&sb_pairs, &st->cookie);
-		if (!peer)
-			return to_tcp(SB_C_FALLBACK_UNPAIRED, "no peer");
-		st->peer = *peer;
-	}
+	peer_cookie = st->peer.cookie;
+	if (!peer_cookie)
+		return to_tcp(SB_C_FALLBACK_UNPAIRED, "no peer");
 	psk = (void *)st->peer.sk;
 	/* TCP carried bytes since we last looked (a fallback, or a write that
 	 * went to TCP outside sk_msg, as a TCP Fast Open connect can) */
@@ -934,11 +998,12 @@ int sb_sk_msg(struct sk_msg_md *msg)
 		count(SB_C_RESUMED, 1);
 		trace_msg("back to bypass", msg);
 	}
-	if (peer_backlogged(st, (void *)me, psk, cfg->queue_limit))
+	now = bpf_ktime_get_ns();
+	if (peer_backlogged(st, (void *)me, psk, cfg->queue_limit, now))
 		return to_tcp(SB_C_FALLBACK_BACKLOG, "peer's queue full");
-	if (peer_memory_tight(psk, size))
+	if (peer_memory_tight(psk, size, now))
 		return to_tcp(SB_C_FALLBACK_MEMORY, "memory tight");
-	if (bpf_msg_redirect_hash(msg, &sb_sockhash, &st->peer.cookie, BPF_F_INGRESS) != SK_PASS)
+	if (bpf_msg_redirect_hash(msg, &sb_sockhash, &peer_cookie, BPF_F_INGRESS) != SK_PASS)
 		return to_tcp(SB_C_FALLBACK_REDIRECT, "redirect refused");
 	st->redirected = 1;
 	count(SB_C_REDIRECTED_MSGS, 1);

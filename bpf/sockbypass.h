@@ -14,7 +14,7 @@
 /* fentry/fexit on sk_wait_data(): count readers asleep in tcp_recvmsg() */
 #define SB_PIN_WAIT_ENTER_LINK "sb_wait_enter_link"
 #define SB_PIN_WAIT_EXIT_LINK  "sb_wait_exit_link"
-/* Maps are pinned under their own names: sb_sockhash, sb_pairs, ... */
+/* Maps are pinned under their own names: sb_sockhash, sb_socks, ... */
 
 #define SB_SOCKHASH_MAX 65536
 #define SB_PENDING_MAX  16384
@@ -24,6 +24,10 @@
 /* A reader that took nothing for this long counts as stalled: long enough
  * for a reader starved of CPU by its writers (they never wait for it). */
 #define SB_STALLED_NS (1000ULL * 1000 * 1000)
+/* A look at TCP's and the memory cgroup's room is trusted this long, and
+ * for at most this many pages (README: "Memory") */
+#define SB_MEM_LOOK_NS (1000ULL * 1000)
+#define SB_MEM_LOOK_PAGES_MAX (1L << 20)
 /* Kernels without sk_psock.msg_tot_len: queued messages the send path sums
  * before it counts a peer as behind (the loader's warning names it). */
 #define SB_WALK_SEND_MAX 256
@@ -65,10 +69,11 @@ struct sb_peer {
 	__u64 sk;
 };
 
-/* Per-socket state in socket-local storage. */
+/* Per-socket state, in sb_socks under the socket's cookie. */
 struct sb_sock_state {
-	__u64 cookie;  /* this socket's cookie (sk_msg cannot ask the kernel for it) */
-	struct sb_peer peer; /* cached from sb_pairs once paired; cookie 0 = not yet */
+	/* set when both ends are in the SOCKHASH (the server's at insert, the
+	 * client's by its server); cookie 0 = not yet */
+	struct sb_peer peer;
 	/*
 	 * This socket's write_seq when its TCP byte stream was last known to be
 	 * fully read by the peer. write_seq moves only for bytes given to TCP,

@@ -65,7 +65,7 @@ test_200k_short_connections_beside_long_streams() {
 	assert_gt "$(counter paired)" $((total * 9 / 10)) "short connections bypassed"
 	sleep 1
 	assert_eq "$(counter sockets)" 0 "sockets left in the map"
-	assert_eq "$(map_count sb_pairs)" 0 "pairs left"
+	assert_eq "$(map_count sb_socks)" 0 "sockets left in sb_socks"
 	assert_eq "$(map_count sb_pending)" 0 "clients left waiting"
 	echo "result: $total short connections in ${secs}s beside 2 long streams: map empty after"
 }

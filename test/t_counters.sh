@@ -29,7 +29,7 @@ test_maps_empty_after_connections_close() {
 	assert_eq "$(counter paired)" 20 "pairs"
 	sleep 0.2
 	assert_eq "$(counter sockets)" 0 "sockets left in the SOCKHASH"
-	assert_eq "$(map_count sb_pairs)" 0 "entries left in sb_pairs"
+	assert_eq "$(map_count sb_socks)" 0 "entries left in sb_socks"
 	assert_eq "$(map_count sb_pending)" 0 "entries left in sb_pending"
 	assert_eq "$(map_count sb_sleepers)" 0 "entries left in sb_sleepers"
 }

@@ -49,7 +49,7 @@ test_peer_killed_or_closing_unread() {
 	"$TCPCHECK" -a 127.0.0.1 -p 9962 -s 64M -r 0 >/dev/null 2>&1
 	sleep 0.3
 	assert_eq "$(counter sockets)" 0 "sockets left in the map"
-	assert_eq "$(map_count sb_pairs)" 0 "pairs left"
+	assert_eq "$(map_count sb_socks)" 0 "sockets left in sb_socks"
 	# and the next connection is bypassed as usual
 	server -a 127.0.0.1 -p 9963 -s 1M -r 1M
 	"$TCPCHECK" -a 127.0.0.1 -p 9963 -s 1M -r 1M >/dev/null || fail "a new connection afterwards"
@@ -87,7 +87,7 @@ test_pins_are_root_only() {
 		assert_eq "$(stat -c %a "$f")" 600 "mode of $f"
 	done
 	local nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
-	"${nobody[@]}" bpftool map dump pinned "$PIN/sb_pairs" >/dev/null 2>&1 &&
+	"${nobody[@]}" bpftool map dump pinned "$PIN/sb_socks" >/dev/null 2>&1 &&
 		fail "nobody could read a pinned map"
 	"${nobody[@]}" rm -f "$PIN/sb_sockops_link" 2>/dev/null
 	[ -e "$PIN/sb_sockops_link" ] || fail "nobody removed the link pin (detaching the bypass)"
@@ -111,7 +111,7 @@ test_connection_churn_leaves_no_entries() {
 	assert_gt "$(counter paired)" $((n * 2)) "pairs (3 s of short connections, bypassed)"
 	sleep 0.5
 	assert_eq "$(counter sockets)" 0 "sockets left in the map"
-	assert_eq "$(map_count sb_pairs)" 0 "pairs left"
+	assert_eq "$(map_count sb_socks)" 0 "sockets left in sb_socks"
 	assert_eq "$(map_count sb_pending)" 0 "clients left waiting"
 }
 
