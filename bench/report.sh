@@ -121,9 +121,11 @@ invalid=$(awk -F'\t' 'NR > 1 && $8 == 0 && $1 ~ /^(stream|rr|echo250k|many|iperf
 		table switches_per_write "Context switches per write, whole machine ($placement)" "write size" '%.3f'
 		table prog_ns "sk_msg program run time per message, ns (bpf_stats) ($placement)" \
 			"write size" '%.0f'
+		table rr_prog_ns "sk_msg program run time per message of a round trip, ns (bpf_stats) ($placement)" \
+			"message size" '%.0f'
 		table tcp_share_stream "Bypassed streams: share of the bytes TCP carried after fallbacks, % of all runs ($placement)" "write size" '%.1f'
 		table stream_pass "Stream, sockets in the map but every message sent by TCP: the sk_msg send path alone, Gbit/s ($placement)" "write size" '%.2f'
-		table sockops_ns "sockops program run time per connection (8 callbacks, psock creation included), ns (bpf_stats) ($placement)" "echo size" '%.0f'
+		table sockops_ns "sockops program run time per connection (16 callbacks, the SOCKHASH insert included), ns (bpf_stats) ($placement)" "echo size" '%.0f'
 		table echo250k "250,000 echoes of 1 KiB, mean round trip µs ($placement)" "message size" '%.2f'
 		table many "Many open connections: 1 KiB round trips on each in turn, mean µs ($placement)" \
 			"connections" '%.1f'

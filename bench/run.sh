@@ -175,11 +175,12 @@ run_one() {
 	rr) record cpu_rr "$(awk -v t="$ticks" -v r="$(field rtt_per_s)" -v s="$SECS" \
 		'BEGIN { if (r > 0) printf "%.2f", t / 100 / (r * s) * 1e6 }')"
 		record rr_p50 "$(field p50_us)"
-		record rr_p99 "$(field p99_us)" ;;
+		record rr_p99 "$(field p99_us)"
+		[ "$mode" = on ] && record rr_prog_ns "$(awk '$4 > $2 { printf "%.0f", ($3 - $1) / ($4 - $2) }' <<<"$prog")" ;;
 	sockperf) record sockperf_p50 "$(field p50_us)"
 		record sockperf_p99 "$(field p99_us)" ;;
 	conn) record conn_p99 "$(field p99_us)"
-		# sockops time per connection: 8 callbacks, psock creation included
+		# sockops time per connection: 16 callbacks, the SOCKHASH insert included
 		[ "$mode" = on ] && record sockops_ns "$(awk -v r="$(field conn_per_s)" -v t="$SECS" \
 			'r > 0 { printf "%.0f", ($3 - $1) / (r * t) }' <<<"$sockops")" ;;
 	many) record many_slab "$(field slab_per_conn)"

@@ -715,11 +715,19 @@ static __always_inline bool has_waiter(struct sock___sb *sk)
 static __always_inline bool peer_backlogged(struct sb_sock_state *st, struct sock___sb *me,
 					    struct sock___sb *peer, __u64 fixed, __u64 now)
 {
-	struct sk_psock___sb *psock = sk_psock_of(peer);
-	__u64 unread, head = 0, limit, empty_list;
+	__u64 unread, head = 0, limit, empty_list, bound = fixed ? fixed : SB_QUEUE_FLOOR;
+	struct sk_psock___sb *psock;
 
-	if (fixed)
-		return psock_unread(psock, fixed, SB_WALK_SEND_MAX) > fixed;
+	/* under the bound even if the peer read nothing since the last look
+	 * (a walked queue is also bounded in messages: look each time) */
+	if (queue_counted() && st->unread_mark <= bound)
+		return false;
+	psock = sk_psock_of(peer);
+	if (fixed) {
+		unread = psock_unread(psock, fixed, SB_WALK_SEND_MAX);
+		st->unread_mark = unread;
+		return unread > fixed;
+	}
 	if (!psock)
 		return false;
 	/* an empty list's first entry is the list head itself */
@@ -732,6 +740,7 @@ static __always_inline bool peer_backlogged(struct sb_sock_state *st, struct soc
 		st->peer_read_ns = now;
 	st->peer_head = head;
 	unread = psock_unread(psock, SB_QUEUE_FLOOR, SB_WALK_SEND_MAX);
+	st->unread_mark = unread;
 	if (unread <= SB_QUEUE_FLOOR)
 		return false;
 	limit = auto_queue_limit(me, peer, (st->peer_read_ns && now - st->peer_read_ns < SB_STALLED_NS) ||
@@ -840,16 +849,22 @@ struct {
 const volatile __u32 sb_nr_cpus = 0;
 
 /* Could the kernel fail to charge the peer for size more bytes? Then TCP. */
-static __always_inline bool peer_memory_tight(struct sock___sb *peer, __u32 size, __u64 now)
+static __always_inline bool peer_memory_tight(struct sb_sock_state *st, struct sock___sb *peer,
+					      __u32 size, __u64 now)
 {
-	struct mem_cgroup___sb *memcg = NULL;
 	__u64 cpus = sb_nr_cpus ? sb_nr_cpus : 256;
+	struct mem_cgroup___sb *memcg = NULL;
 	struct sb_mem_look *look;
 	__u32 zero = 0;
 	long room;
 
-	if (bpf_core_field_exists(peer->sk_memcg))
-		read_kernel(memcg, &peer->sk_memcg);
+	if (!st->memcg_known) {
+		if (bpf_core_field_exists(peer->sk_memcg))
+			read_kernel(memcg, &peer->sk_memcg);
+		st->peer_memcg = (__u64)memcg;
+		st->memcg_known = 1;
+	}
+	memcg = (void *)st->peer_memcg;
 	look = bpf_map_lookup_elem(&sb_mem_looks, &zero);
 	if (look && look->memcg == (__u64)memcg && now - look->at_ns < SB_MEM_LOOK_NS &&
 	    look->budget >= size) {
@@ -1001,11 +1016,12 @@ int sb_sk_msg(struct sk_msg_md *msg)
 	now = bpf_ktime_get_ns();
 	if (peer_backlogged(st, (void *)me, psk, cfg->queue_limit, now))
 		return to_tcp(SB_C_FALLBACK_BACKLOG, "peer's queue full");
-	if (peer_memory_tight(psk, size, now))
+	if (peer_memory_tight(st, psk, size, now))
 		return to_tcp(SB_C_FALLBACK_MEMORY, "memory tight");
 	if (bpf_msg_redirect_hash(msg, &sb_sockhash, &peer_cookie, BPF_F_INGRESS) != SK_PASS)
 		return to_tcp(SB_C_FALLBACK_REDIRECT, "redirect refused");
 	st->redirected = 1;
+	st->unread_mark += size;
 	count(SB_C_REDIRECTED_MSGS, 1);
 	count(SB_C_REDIRECTED_BYTES, size);
 	return SK_PASS;

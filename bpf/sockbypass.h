@@ -86,6 +86,13 @@ struct sb_sock_state {
 	 * last changed: whether the peer reads (sender's lock held) */
 	__u64 peer_head;
 	__u64 peer_read_ns;
+	/* at most this many bytes sit unread in the peer's queue: what the last
+	 * look counted, plus what was redirected since (only this socket
+	 * redirects to it); no look is needed while that is under the bound */
+	__u64 unread_mark;
+	__u64 peer_memcg;  /* the peer's memory cgroup (it keeps the one it was made in) */
+	__u32 memcg_known; /* peer_memcg was read */
+	__u32 pad;
 };
 
 /*

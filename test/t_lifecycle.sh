@@ -17,6 +17,17 @@ test_load_unload_twice_leaves_nothing() {
 	grep -q "not loaded" "$TMP/out" || fail "second unload said: $(cat "$TMP/out")"
 }
 
+# an upgrade over a loaded 0.2, whose per-socket state was in sb_pairs and sb_state
+test_unload_removes_the_maps_0_2_pinned() {
+	load
+	bpftool map create "$PIN/sb_pairs" type hash key 8 value 16 entries 1 name sb_pairs ||
+		fail "could not pin a stand-in for 0.2's sb_pairs"
+	bpftool map create "$PIN/sb_state" type hash key 8 value 8 entries 1 name sb_state ||
+		fail "could not pin a stand-in for 0.2's sb_state"
+	unload
+	[ ! -e "$PIN" ] || fail "pins left after unload: $(ls "$PIN")"
+}
+
 test_failure_at_last_step_unwinds_everything() {
 	mkdir -p "$PIN"
 	# BPF_LINK_CREATE (28) fails: maps and programs were pinned by then
