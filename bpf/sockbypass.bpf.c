@@ -32,6 +32,8 @@ const volatile __u32 sb_task_sockops = 0;
 const volatile __u32 sb_task_sk_msg = 0;
 /* Walk the ingress list even where msg_tot_len exists (tests of old kernels). */
 const volatile __u32 sb_walk_queue = 0;
+/* Possible CPUs, set by the loader (0: assume many): the memory check's share. */
+const volatile __u32 sb_nr_cpus = 0;
 /* Set by sb_wait_exit when a count went below zero: sb_sleepers is not exact. */
 __u32 sb_sleepers_missed = 0;
 
@@ -144,6 +146,28 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sb_scope);
 } sb_scope SEC(".maps");
+
+/*
+ * What this CPU's last full look at memory found: for which memory cgroup,
+ * when, and how many bytes this CPU may still redirect to sockets charged
+ * there before it looks again. A look costs about 20 reads of kernel memory,
+ * most of a message's cost; each CPU may use 1/(2 x CPUs) of the room a look
+ * found, so all CPUs together use at most half of it between looks, and a
+ * look is at most SB_MEM_LOOK_NS old: what TCP and others take meanwhile
+ * comes out of the other half and the headroom.
+ */
+struct sb_mem_look {
+	__u64 memcg;
+	__u64 at_ns;
+	__u64 budget;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sb_mem_look);
+} sb_mem_looks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -594,10 +618,14 @@ static __always_inline void socket_closed(struct bpf_sock_ops *skops)
 	struct bpf_sock *sk = skops->sk;
 	__u64 addr = (__u64)sk, cookie;
 	struct sb_sock_state *st;
+	struct sb_config *cfg;
+	__u32 key = 0;
 
 	if (!sk)
 		return;
-	bpf_map_delete_elem(&sb_sleepers, &addr);
+	cfg = bpf_map_lookup_elem(&sb_config, &key);
+	if (cfg && cfg->sleepers_counted)
+		bpf_map_delete_elem(&sb_sleepers, &addr);
 	cookie = bpf_get_socket_cookie(skops);
 	st = bpf_map_lookup_elem(&sb_socks, &cookie);
 	if (!st)
@@ -822,31 +850,6 @@ static __always_inline long peer_memory_room(struct sock___sb *peer, struct mem_
 		r = counter_room(&memcg->memory);
 	return r < room ? r : room;
 }
-
-/*
- * What this CPU's last full look at memory found: for which memory cgroup,
- * when, and how many bytes this CPU may still redirect to sockets charged
- * there before it looks again. A look costs about 20 reads of kernel memory,
- * most of a message's cost; each CPU may use 1/(2 x CPUs) of the room a look
- * found, so all CPUs together use at most half of it between looks, and a
- * look is at most SB_MEM_LOOK_NS old: what TCP and others take meanwhile
- * comes out of the other half and the headroom.
- */
-struct sb_mem_look {
-	__u64 memcg;
-	__u64 at_ns;
-	__u64 budget;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sb_mem_look);
-} sb_mem_looks SEC(".maps");
-
-/* Possible CPUs, set by the loader (0: assume many). */
-const volatile __u32 sb_nr_cpus = 0;
 
 /* Could the kernel fail to charge the peer for size more bytes? Then TCP. */
 static __always_inline bool peer_memory_tight(struct sb_sock_state *st, struct sock___sb *peer,
