@@ -19,9 +19,9 @@ const char *const sb_local_maps[] = {
 	"sb_sockhash", "sb_socks", "sb_hints", "sb_pending",
 	"sb_config", "sb_counters", "sb_sleepers", "sb_scope",
 };
+const size_t sb_local_maps_nr = ARRAY_SIZE(sb_local_maps);
 /* pinned by sockbypass 0.2 (sb_socks replaced them): unload removes them too */
 static const char *const retired_maps[] = { "sb_pairs", "sb_state" };
-const size_t sb_local_maps_nr = ARRAY_SIZE(sb_local_maps);
 /* the proxy splice's (splice_load.c) */
 const char *const sb_splice_maps[] = {
 	SBS_PIN_SOCKHASH, SBS_PIN_DIRS, SBS_PIN_CTL, SBS_PIN_COUNTERS,
