@@ -171,12 +171,12 @@ run_one() {
 	case $bench in
 	stream) record cpu_stream "$(field bytes | awk -v t="$ticks" '$1 > 0 { printf "%.3f", t / 100 / ($1 / 1e9) }')"
 		record switches_per_write "$(field bytes | awk -v c="$ctxt" -v s="$size" '$1 > 0 { printf "%.3f", c / ($1 / s) }')"
-		[ "$mode" = on ] && record prog_ns "$(awk '$4 > $2 { printf "%.0f", ($3 - $1) / ($4 - $2) }' <<<"$prog")" ;;
+		[ "$mode" = on ] && record prog_ns "$(prog_ns)" ;;
 	rr) record cpu_rr "$(awk -v t="$ticks" -v r="$(field rtt_per_s)" -v s="$SECS" \
 		'BEGIN { if (r > 0) printf "%.2f", t / 100 / (r * s) * 1e6 }')"
 		record rr_p50 "$(field p50_us)"
 		record rr_p99 "$(field p99_us)"
-		[ "$mode" = on ] && record rr_prog_ns "$(awk '$4 > $2 { printf "%.0f", ($3 - $1) / ($4 - $2) }' <<<"$prog")" ;;
+		[ "$mode" = on ] && record rr_prog_ns "$(prog_ns)" ;;
 	sockperf) record sockperf_p50 "$(field p50_us)"
 		record sockperf_p99 "$(field p99_us)" ;;
 	conn) record conn_p99 "$(field p99_us)"
@@ -190,6 +190,8 @@ run_one() {
 	esac
 }
 field() { tr ' \t' '\n' <<<"$res" | sed -n "s/^$1=//p" | head -n 1; }
+# sk_msg's run time per run over the run in progress ($prog: before and after)
+prog_ns() { awk '$4 > $2 { printf "%.0f", ($3 - $1) / ($4 - $2) }' <<<"$prog"; }
 record() { # bench value: one row of raw.tsv for the run in progress
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$placement" "$size" "$mode" "$rep" \
 		"${2:-nan}" $((after - before)) "$valid" >>"$raw"

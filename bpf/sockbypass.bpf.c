@@ -462,6 +462,16 @@ static __always_inline void record_hint(struct bpf_sock_ops *skops)
 	count(SB_C_HINTS, 1);
 }
 
+/* Do sb_wait_enter/exit run, so that sb_sleepers has an entry per socket? */
+static __always_inline bool sleepers_counted(void)
+{
+	struct sb_config *cfg;
+	__u32 key = 0;
+
+	cfg = bpf_map_lookup_elem(&sb_config, &key);
+	return cfg && cfg->sleepers_counted;
+}
+
 /*
  * Put this socket into the maps: its entry in sb_socks (init: its peer or
  * what it published), then the SOCKHASH, which makes sk_msg run on it and
@@ -472,8 +482,6 @@ static __always_inline bool insert_self(struct bpf_sock_ops *skops, __u64 cookie
 {
 	struct bpf_sock *sk = skops->sk;
 	__u64 addr = (__u64)sk;
-	struct sb_config *cfg;
-	__u32 key = 0;
 	__s64 zero = 0;
 	bool counted;
 
@@ -484,8 +492,7 @@ static __always_inline bool insert_self(struct bpf_sock_ops *skops, __u64 cookie
 		return false;
 	/* a count to keep only where sb_wait_enter/exit run; nobody can sleep
 	 * in recv() before ESTABLISHED (accept() returns later) */
-	cfg = bpf_map_lookup_elem(&sb_config, &key);
-	counted = cfg && cfg->sleepers_counted;
+	counted = sleepers_counted();
 	if (counted && bpf_map_update_elem(&sb_sleepers, &addr, &zero, BPF_ANY))
 		goto forget;
 	if (bpf_sock_hash_update(skops, &sb_sockhash, &cookie, BPF_NOEXIST)) {
@@ -618,13 +625,10 @@ static __always_inline void socket_closed(struct bpf_sock_ops *skops)
 	struct bpf_sock *sk = skops->sk;
 	__u64 addr = (__u64)sk, cookie;
 	struct sb_sock_state *st;
-	struct sb_config *cfg;
-	__u32 key = 0;
 
 	if (!sk)
 		return;
-	cfg = bpf_map_lookup_elem(&sb_config, &key);
-	if (cfg && cfg->sleepers_counted)
+	if (sleepers_counted())
 		bpf_map_delete_elem(&sb_sleepers, &addr);
 	cookie = bpf_get_socket_cookie(skops);
 	st = bpf_map_lookup_elem(&sb_socks, &cookie);
@@ -674,7 +678,6 @@ static __always_inline int pass(__u32 reason, __u32 size)
 #define SOCK_SNDBUF_LOCK 1
 #define SOCK_RCVBUF_LOCK 2
 #define PAGE_SHIFT___sb 12
-#define LONG_MAX___sb 0x7fffffffffffffffL
 
 /*
  * The most TCP would let sk buffer on one side: its send buffer (snd) or
@@ -787,7 +790,7 @@ static __always_inline bool peer_backlogged(struct sb_sock_state *st, struct soc
 static __always_inline long counter_room(struct page_counter___sb *c)
 {
 	struct page_counter___sb *parent;
-	long usage, room = LONG_MAX___sb, r;
+	long usage, room = __LONG_MAX__, r;
 	unsigned long max;
 	int i;
 
@@ -820,7 +823,7 @@ static __always_inline long peer_memory_room(struct sock___sb *peer, struct mem_
 {
 	struct proto___sb *prot = NULL;
 	long *allocated = NULL, *limits = NULL, pages = 0, pressure_at = 0;
-	long room = LONG_MAX___sb, r;
+	long room = __LONG_MAX__, r;
 	unsigned long *pressure = NULL, under = 0;
 	bool v1tcp = false;
 
