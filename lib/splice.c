@@ -772,18 +772,42 @@ int sbs_pair_tick_ms(const struct sbs_pair *p)
 	return -1;
 }
 
+/* One direction for sbs_pair_describe(): ours, and for sockmap the kernel's and TCP's counts. */
+static int describe_dir(const struct sbs_pair *p, const struct dir *d, char *buf, size_t len)
+{
+	unsigned long long got = 0, took = 0;
+	struct sbs_dir v = {};
+	int n;
+
+	n = snprintf(buf, len, "moved %llu read %llu written %llu%s%s%s%s base %llu/%llu in hand %zu",
+		     d->moved, d->user_read, d->user_written, d->fin_seen ? " fin" : "",
+		     d->eof_read || d->rdhup ? " eof" : "", d->done ? " done" : "",
+		     d->direct_reads ? " direct" : "", d->src_base, d->dst_base, d->len - d->off);
+	if (!d->sockmap || n < 0 || (size_t)n >= len)
+		return n;
+	/* what a hung direction waits for: compare these with the rule in step_sockmap() */
+	bpf_map_lookup_elem(p->s->dirs_fd, &d->src_cookie, &v);
+	received(d->src, &got);
+	taken(d->dst, &took);
+	return n + snprintf(buf + n, len - n, " kernel redirected %llu passed %llu%s%s%s%s"
+			    " src received %llu dst taken %llu",
+			    (unsigned long long)v.redirected_bytes, (unsigned long long)v.passed_bytes,
+			    v.passing ? " passing" : "", d->flushed ? " flushed" : "",
+			    d->no_hold ? " no_hold" : "", readable(d->src) ? " readable" : "", got, took);
+}
+
 int sbs_pair_describe(const struct sbs_pair *p, char *buf, size_t len)
 {
-	const struct dir *a = &p->d[0], *b = &p->d[1];
+	int n = snprintf(buf, len, "%s; a->b: ", sbs_mode_name(p->mode)), m;
 
-	return snprintf(buf, len,
-			"%s; a->b: moved %llu read %llu written %llu%s%s%s%s base %llu/%llu in hand %zu; "
-			"b->a: moved %llu read %llu written %llu%s%s%s%s base %llu/%llu in hand %zu",
-			sbs_mode_name(p->mode), a->moved, a->user_read, a->user_written,
-			a->fin_seen ? " fin" : "", a->eof_read || a->rdhup ? " eof" : "",
-			a->done ? " done" : "", a->direct_reads ? " direct" : "", a->src_base,
-			a->dst_base, a->len - a->off, b->moved, b->user_read, b->user_written,
-			b->fin_seen ? " fin" : "", b->eof_read || b->rdhup ? " eof" : "",
-			b->done ? " done" : "", b->direct_reads ? " direct" : "", b->src_base,
-			b->dst_base, b->len - b->off);
+	if (n < 0 || (size_t)n >= len)
+		return n;
+	m = describe_dir(p, &p->d[0], buf + n, len - n);
+	if (m < 0 || (size_t)(n += m) >= len)
+		return n;
+	m = snprintf(buf + n, len - n, "; b->a: ");
+	if (m < 0 || (size_t)(n += m) >= len)
+		return n;
+	m = describe_dir(p, &p->d[1], buf + n, len - n);
+	return m < 0 ? m : n + m;
 }

@@ -259,7 +259,7 @@ static void step(int ep, struct sbs *s, struct conn *c)
 	if (r > 0)
 		r = sbs_pair_step(c->pair);
 	if (r < 0 && !px.quiet) {
-		char line[512] = "";
+		char line[1024] = "";
 
 		if (c->pair)
 			sbs_pair_describe(c->pair, line, sizeof(line));
@@ -419,7 +419,7 @@ int main(int argc, char **argv)
 		}
 		free_dead();
 		if (describe) { /* SIGUSR1: each live connection's state, on stderr */
-			char line[512];
+			char line[1024];
 
 			describe = 0;
 			for (struct conn *c = px.live; c; c = c->next)

@@ -27,14 +27,30 @@ proxy_stop() {
 	wait "$PROXY_PID" || fail "proxy exited $?: $(cat "$TMP/proxy.err")"
 }
 
+# proxy_state: the proxy's live connections, as its SIGUSR1 prints them.
+proxy_state() {
+	local lines
+	lines=$(wc -l <"$TMP/proxy.err")
+	kill -USR1 "$PROXY_PID" 2>/dev/null
+	sleep 1
+	tail -n +"$((lines + 1))" "$TMP/proxy.err"
+}
+
 # through SERVER_ARGS -- CLIENT_ARGS: a checked transfer through the proxy.
+# A transfer that hangs fails after THROUGH_TIMEOUT seconds (a transfer
+# takes seconds under emulation) with the proxy's view of the connection,
+# not at the runner's timeout with nothing to go on.
 through() {
-	local sargs=()
+	local sargs=() limit=${THROUGH_TIMEOUT:-180} rc
 	while [ "$1" != -- ]; do sargs+=("$1"); shift; done
 	shift
 	server -a 127.0.0.1 -p 9301 "${sargs[@]}"
-	"$TCPCHECK" -a 127.0.0.1 -p 9300 "$@" >"$TMP/client.out" 2>&1 ||
-		fail "client side broke: $(cat "$TMP/client.out"); $(tail -n 1 "$TMP/proxy.err")"
+	timeout "$limit" "$TCPCHECK" -a 127.0.0.1 -p 9300 "$@" >"$TMP/client.out" 2>&1
+	rc=$?
+	[ "$rc" = 124 ] && fail "client hung ${limit}s; the proxy's connections: $(proxy_state)"
+	[ "$rc" = 0 ] || fail "client side broke: $(cat "$TMP/client.out"); $(tail -n 1 "$TMP/proxy.err")"
+	timeout "$limit" tail --pid="$SERVER_PID" -f /dev/null ||
+		fail "server hung ${limit}s after the client ended; the proxy's connections: $(proxy_state)"
 	wait "$SERVER_PID" || fail "server side broke (bytes lost or reordered)"
 }
 
