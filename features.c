@@ -33,6 +33,9 @@ static const struct { enum bpf_prog_type t; enum bpf_func_id id; const char *nam
 	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_msg_redirect_hash, "bpf_msg_redirect_hash in sk_msg" },
 	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_skc_to_tcp_sock, "bpf_skc_to_tcp_sock in sk_msg" },
 	{ BPF_PROG_TYPE_SK_MSG, BPF_FUNC_probe_read_kernel, "bpf_probe_read_kernel in sk_msg" },
+	/* sb_drain, run by unload and status for each socket */
+	{ BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_skc_to_tcp_sock, "bpf_skc_to_tcp_sock in tc (unload's drain check)" },
+	{ BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_probe_read_kernel, "bpf_probe_read_kernel in tc (unload's drain check)" },
 };
 
 /*
@@ -163,9 +166,6 @@ int probe_kernel(struct sb_features *f, bool quiet)
 	    vmlinux, LOST_LOAD);
 	row(f, "cgroup bpf_link (the pinned attachment)", true,
 	    vmlinux && btf_has_enum_value(vmlinux, "bpf_link_type", "BPF_LINK_TYPE_CGROUP"), LOST_LOAD);
-	row(f, "the sockmap iterator (unload's drain check)", true,
-	    vmlinux && btf__find_by_name_kind(vmlinux, "bpf_iter__sockmap", BTF_KIND_STRUCT) >= 0,
-	    LOST_LOAD);
 	row(f, "the sockops snd_nxt/rcv_nxt fields (connection pairing)", true,
 	    vmlinux && btf_has_member(vmlinux, "bpf_sock_ops", "snd_nxt"), LOST_LOAD);
 	row(f, "the sock/tcp_sock/sk_psock layout the programs read", true,

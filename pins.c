@@ -2,6 +2,7 @@
 /* The pin directory: what is pinned there, and the sockets in the pinned map. */
 #include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -150,46 +151,57 @@ void unpin_all(void)
 	rmdir(env.pin_dir);
 }
 
+/* sb_drain's figure for one socket: its unread redirected bytes, or SB_DRAIN_GONE. */
+static int unread_of(int prog_fd, __u64 cookie, __u32 *unread)
+{
+	/* a test run needs a frame's worth of data; the cookie leads it */
+	unsigned char frame[16] = {};
+	LIBBPF_OPTS(bpf_test_run_opts, run, .data_in = frame, .data_size_in = sizeof(frame));
+
+	memcpy(frame, &cookie, sizeof(cookie));
+	if (bpf_prog_test_run_opts(prog_fd, &run))
+		return -errno;
+	*unread = run.retval;
+	return 0;
+}
+
 /*
- * List the sockets in the SOCKHASH with the sb_drain iterator; with
- * remove_idle, take out those whose owner has read everything redirected to
- * it (removing a socket frees its unread queue, so only empty ones go).
+ * List the sockets in the SOCKHASH and, with sb_drain, their unread bytes;
+ * with remove_idle, take out those whose owner has read everything
+ * redirected to it (removing a socket frees its unread queue, so only empty
+ * ones go). The keys are read first: deleting while walking would restart
+ * the walk.
  */
 int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s)
 {
-	union bpf_iter_link_info info = { .map.map_fd = map_fd };
-	LIBBPF_OPTS(bpf_link_create_opts, lopts, .iter_info = &info,
-		    .iter_info_len = sizeof(info));
-	struct sb_drain_rec recs[256];
-	int link_fd, iter_fd, err = 0;
-	ssize_t n;
+	struct bpf_map_info info = {};
+	__u32 info_len = sizeof(info), n = 0, unread = 0;
+	__u64 *keys, key, *prev = NULL;
+	int err = 0;
 
 	memset(s, 0, sizeof(*s));
-	link_fd = bpf_link_create(prog_fd, 0, BPF_TRACE_ITER, &lopts);
-	if (link_fd < 0)
+	if (bpf_obj_get_info_by_fd(map_fd, &info, &info_len))
 		return -errno;
-	iter_fd = bpf_iter_create(link_fd);
-	if (iter_fd < 0) {
-		err = -errno;
-		close(link_fd);
-		return err;
+	keys = calloc(info.max_entries ? info.max_entries : 1, sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	while (n < info.max_entries && !bpf_map_get_next_key(map_fd, prev, &key)) {
+		keys[n] = key;
+		prev = &keys[n++];
 	}
-	while ((n = read(iter_fd, recs, sizeof(recs))) > 0) {
-		for (size_t i = 0; i < (size_t)n / sizeof(recs[0]); i++) {
-			s->sockets++;
-			if (recs[i].queued) {
-				s->busy++;
-				s->queued += recs[i].queued;
-			} else if (remove_idle) {
-				/* ENOENT: it closed meanwhile, fine */
-				bpf_map_delete_elem(map_fd, &recs[i].cookie);
-			}
+	for (__u32 i = 0; i < n && !err; i++) {
+		err = unread_of(prog_fd, keys[i], &unread);
+		if (err || unread == SB_DRAIN_GONE) /* it closed meanwhile, fine */
+			continue;
+		s->sockets++;
+		if (unread) {
+			s->busy++;
+			s->queued += unread;
+		} else if (remove_idle) {
+			bpf_map_delete_elem(map_fd, &keys[i]);
 		}
 	}
-	if (n < 0)
-		err = -errno;
-	close(iter_fd);
-	close(link_fd);
+	free(keys);
 	return err;
 }
 

@@ -35,8 +35,8 @@ struct drain_scan {
 	unsigned long long queued;
 };
 
-/* Walk the pinned SOCKHASH with the drain iterator; remove_idle takes the
- * sockets that hold nothing unread out of it. */
+/* List the pinned SOCKHASH's sockets, sb_drain counting their unread bytes;
+ * remove_idle takes the sockets that hold nothing unread out of it. */
 int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s);
 
 #endif

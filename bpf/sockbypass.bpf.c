@@ -1070,29 +1070,28 @@ int BPF_PROG(sb_wait_exit, void *sk)
 
 /* ---- sb_drain: what unload needs to know ------------------------------- */
 
-struct bpf_iter_meta___sb {
-	void *seq;
-	__u64 session_id;
-	__u64 seq_num;
-};
-
-struct bpf_iter__sockmap___sb {
-	struct bpf_iter_meta___sb *meta;
-	void *map;
-	void *key;
-	void *sk;
-};
-
-SEC("iter/sockmap")
-int sb_drain(struct bpf_iter__sockmap___sb *ctx)
+/*
+ * Run by unload and status once per socket in sb_sockhash (a test run, its
+ * data the socket's cookie): how many redirected bytes wait unread in its
+ * queue, SB_DRAIN_GONE if the socket left the map. A test run rather than
+ * the sockmap iterator: some kernels refuse iterators over map elements
+ * (EPERM, seen on 6.18 with lockdown) and would refuse the whole load.
+ */
+SEC("tc")
+int sb_drain(struct __sk_buff *skb)
 {
-	struct sb_drain_rec rec = {};
-	__u64 *key = ctx->key;
+	struct bpf_sock *sk;
+	struct tcp_sock *tp;
+	__u64 cookie, queued = 0;
 
-	if (!key || !ctx->sk)
-		return 0;
-	rec.cookie = *key;
-	rec.queued = psock_unread(sk_psock_of(ctx->sk), ~0U - 1, WALK_DRAIN_MAX);
-	bpf_seq_write(ctx->meta->seq, &rec, sizeof(rec));
-	return 0;
+	if (bpf_skb_load_bytes(skb, 0, &cookie, sizeof(cookie)))
+		return SB_DRAIN_GONE;
+	sk = bpf_map_lookup_elem(&sb_sockhash, &cookie);
+	if (!sk)
+		return SB_DRAIN_GONE;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (tp)
+		queued = psock_unread(sk_psock_of((void *)tp), ~0U - 1, WALK_DRAIN_MAX);
+	bpf_sk_release(sk);
+	return queued < SB_DRAIN_GONE ? queued : SB_DRAIN_GONE - 1;
 }

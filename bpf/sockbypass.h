@@ -158,11 +158,7 @@ enum sb_counter {
 	"fallback_redirect", "fallback_no_state", "fallback_tcp_busy", "resumed", \
 	"skip_excluded", "fallback_memory"
 
-/* One record per socket in the SOCKHASH, written by the drain iterator. */
-struct sb_drain_rec {
-	__u64 cookie;
-	__u32 queued; /* redirected bytes its owner has not read yet */
-	__u32 pad;
-};
+/* sb_drain's answer for a socket no longer in the SOCKHASH (else: its unread bytes) */
+#define SB_DRAIN_GONE 0xffffffffU
 
 #endif /* SOCKBYPASS_H */
