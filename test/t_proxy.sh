@@ -177,6 +177,58 @@ EOF
 	done
 }
 
+# A client that writes and close()s at once, while the proxy still drains
+# its bytes into a slow backend: every byte arrives (sha256), then the EOF,
+# and the pair ends without a reset.
+test_close_racing_the_drain_loses_nothing() {
+	load_for_proxy
+	cat >"$TMP/backend.py" <<'EOF'
+import hashlib, socket, sys, time
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", 9301))
+ls.listen()
+open(sys.argv[1], "w").close()
+c, _ = ls.accept()
+h, got = hashlib.sha256(), 0
+while True:
+    time.sleep(0.01)  # 64 KiB every 10 ms: the proxy is still draining at the close
+    b = c.recv(65536)
+    if not b:
+        break
+    h.update(b)
+    got += len(b)
+print(got, h.hexdigest())
+EOF
+	cat >"$TMP/client.py" <<'EOF'
+import socket, sys
+data = open(sys.argv[1], "rb").read()
+c = socket.create_connection(("127.0.0.1", 9300))
+c.sendall(data)
+c.close()  # everything is in the kernel's hands; no shutdown, no wait
+EOF
+	head -c 8M /dev/urandom >"$TMP/payload"
+	local want mode backend
+	want="$(stat -c %s "$TMP/payload") $(sha256sum <"$TMP/payload" | cut -d' ' -f1)"
+	for mode in $(proxy_modes); do
+		rm -f "$TMP/ready"
+		python3 "$TMP/backend.py" "$TMP/ready" >"$TMP/backend.out" 2>&1 &
+		backend=$!
+		PIDS+=("$backend")
+		wait_file "$TMP/ready"
+		proxy "$mode"
+		python3 "$TMP/client.py" "$TMP/payload" || fail "$mode: client"
+		timeout 120 tail --pid="$backend" -f /dev/null ||
+			fail "$mode: the backend got no EOF in 120 s; the proxy's connections: $(proxy_state)"
+		wait "$backend"
+		assert_eq "$(cat "$TMP/backend.out")" "$want" "$mode: bytes and sha256 at the backend"
+		proxy_stop
+		grep -q "1 connections.*0 reset" "$TMP/proxy.err" ||
+			fail "$mode: $(tail -n 1 "$TMP/proxy.err")"
+	done
+	echo "result: 8 MiB then close() while draining, $(proxy_modes | xargs): byte-exact, no reset"
+}
+
 # A client whose bytes and FIN all arrived before the proxy took the
 # connection (the proxy stopped meanwhile): every mode passes all of it on,
 # then the EOF, and the backend's answer comes back whole.
