@@ -229,6 +229,67 @@ EOF
 	echo "result: 8 MiB then close() while draining, $(proxy_modes | xargs): byte-exact, no reset"
 }
 
+# The client's last bytes and its FIN in one segment (TCP_CORK holds the
+# bytes until shutdown() sets the FIN on them; tcpdump shows it): every mode
+# passes the bytes on, then the EOF, and the backend's answer comes back.
+test_fin_in_the_same_segment_as_data() {
+	load_for_proxy
+	cat >"$TMP/backend.py" <<'EOF'
+import hashlib, socket, sys
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", 9301))
+ls.listen()
+open(sys.argv[1], "w").close()
+for _ in range(int(sys.argv[2])):
+    c, _ = ls.accept()
+    h = hashlib.sha256()
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        h.update(b)
+    c.sendall(h.hexdigest().encode())
+    c.close()
+EOF
+	cat >"$TMP/client.py" <<'EOF'
+import hashlib, os, socket, sys
+data = os.urandom(int(sys.argv[1]))
+c = socket.create_connection(("127.0.0.1", 9300))
+c.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+c.sendall(data)
+c.shutdown(socket.SHUT_WR)  # the FIN joins the corked tail
+got = b""
+while True:
+    b = c.recv(256)
+    if not b:
+        break
+    got += b
+sys.exit(0 if got.decode() == hashlib.sha256(data).hexdigest() else 1)
+EOF
+	local mode size backend fins
+	for mode in $(proxy_modes); do
+		rm -f "$TMP/ready"
+		python3 "$TMP/backend.py" "$TMP/ready" 3 >"$TMP/backend.out" 2>&1 &
+		backend=$!
+		PIDS+=("$backend")
+		wait_file "$TMP/ready"
+		proxy "$mode"
+		# segments to the proxy with the FIN flag and a payload
+		capture_start lo "tcp dst port 9300 and tcp[tcpflags] & tcp-fin != 0"
+		for size in 1 1000 60000; do
+			timeout 60 python3 "$TMP/client.py" "$size" ||
+				fail "$mode: $size B: no answer or a wrong one; the proxy's connections: $(proxy_state)"
+		done
+		fins=$(capture_stop)
+		assert_eq "${fins%% *}" 3 "$mode: FIN segments that carried data"
+		wait "$backend" || fail "$mode: backend: $(cat "$TMP/backend.out")"
+		proxy_stop
+		grep -q "3 connections.*0 reset" "$TMP/proxy.err" || fail "$mode: $(tail -n 1 "$TMP/proxy.err")"
+	done
+	echo "result: 1 B, 1000 B, 60 kB with the FIN in their last segment, $(proxy_modes | xargs): answered"
+}
+
 # A client whose bytes and FIN all arrived before the proxy took the
 # connection (the proxy stopped meanwhile): every mode passes all of it on,
 # then the EOF, and the backend's answer comes back whole.
