@@ -153,12 +153,13 @@ struct {
  * there before it looks again. A look costs about 20 reads of kernel memory,
  * most of a message's cost; each CPU may use 1/(2 x CPUs) of the room a look
  * found, so all CPUs together use at most half of it between looks, and a
- * look is at most SB_MEM_LOOK_NS old: what TCP and others take meanwhile
- * comes out of the other half and the headroom.
+ * look is redone each scheduler tick (1-4 ms, HZ): what TCP and others take
+ * meanwhile comes out of the other half and the headroom. A tick, not a
+ * clock read: bpf_ktime_get_ns() was a quarter of a message's cost.
  */
 struct sb_mem_look {
 	__u64 memcg;
-	__u64 at_ns;
+	__u64 at_tick; /* jiffies */
 	__u64 budget;
 };
 
@@ -744,9 +745,9 @@ static __always_inline bool has_waiter(struct sock___sb *sk)
  * or it waits for data right now.
  */
 static __always_inline bool peer_backlogged(struct sb_sock_state *st, struct sock___sb *me,
-					    struct sock___sb *peer, __u64 fixed, __u64 now)
+					    struct sock___sb *peer, __u64 fixed)
 {
-	__u64 unread, head = 0, limit, empty_list, bound = fixed ? fixed : SB_QUEUE_FLOOR;
+	__u64 unread, head = 0, limit, empty_list, bound = fixed ? fixed : SB_QUEUE_FLOOR, now;
 	struct sk_psock___sb *psock;
 
 	/* under the bound even if the peer read nothing since the last look
@@ -761,6 +762,7 @@ static __always_inline bool peer_backlogged(struct sb_sock_state *st, struct soc
 	}
 	if (!psock)
 		return false;
+	now = bpf_ktime_get_ns();
 	/* an empty list's first entry is the list head itself */
 	empty_list = (__u64)&psock->ingress_msg;
 	read_kernel(head, &psock->ingress_msg.next);
@@ -856,9 +858,9 @@ static __always_inline long peer_memory_room(struct sock___sb *peer, struct mem_
 
 /* Could the kernel fail to charge the peer for size more bytes? Then TCP. */
 static __always_inline bool peer_memory_tight(struct sb_sock_state *st, struct sock___sb *peer,
-					      __u32 size, __u64 now)
+					      __u32 size)
 {
-	__u64 cpus = sb_nr_cpus ? sb_nr_cpus : 256;
+	__u64 cpus = sb_nr_cpus ? sb_nr_cpus : 256, tick = bpf_jiffies64();
 	struct mem_cgroup___sb *memcg = NULL;
 	struct sb_mem_look *look;
 	__u32 zero = 0;
@@ -872,7 +874,7 @@ static __always_inline bool peer_memory_tight(struct sb_sock_state *st, struct s
 	}
 	memcg = (void *)st->peer_memcg;
 	look = bpf_map_lookup_elem(&sb_mem_looks, &zero);
-	if (look && look->memcg == (__u64)memcg && now - look->at_ns < SB_MEM_LOOK_NS &&
+	if (look && look->memcg == (__u64)memcg && look->at_tick == tick &&
 	    look->budget >= size) {
 		look->budget -= size;
 		return false;
@@ -880,12 +882,12 @@ static __always_inline bool peer_memory_tight(struct sb_sock_state *st, struct s
 	room = peer_memory_room(peer, memcg) - (long)(size >> PAGE_SHIFT___sb) - 1;
 	if (room <= 0) {
 		if (look)
-			look->at_ns = 0; /* look again next time */
+			look->at_tick = 0; /* look again next time */
 		return true;
 	}
 	if (look) {
 		look->memcg = (__u64)memcg;
-		look->at_ns = now;
+		look->at_tick = tick;
 		if (room > SB_MEM_LOOK_PAGES_MAX)
 			room = SB_MEM_LOOK_PAGES_MAX;
 		look->budget = ((__u64)room << PAGE_SHIFT___sb) / (2 * cpus);
@@ -985,7 +987,7 @@ SEC("sk_msg")
 int sb_sk_msg(struct sk_msg_md *msg)
 {
 	__u32 zero = 0, size = msg->size;
-	__u64 cookie, peer_cookie, now;
+	__u64 cookie, peer_cookie;
 	struct tcp_sock___sb *me;
 	struct sb_sock_state *st;
 	struct sb_config *cfg;
@@ -1019,10 +1021,9 @@ int sb_sk_msg(struct sk_msg_md *msg)
 		count(SB_C_RESUMED, 1);
 		trace_msg("back to bypass", msg);
 	}
-	now = bpf_ktime_get_ns();
-	if (peer_backlogged(st, (void *)me, psk, cfg->queue_limit, now))
+	if (peer_backlogged(st, (void *)me, psk, cfg->queue_limit))
 		return to_tcp(SB_C_FALLBACK_BACKLOG, "peer's queue full");
-	if (peer_memory_tight(st, psk, size, now))
+	if (peer_memory_tight(st, psk, size))
 		return to_tcp(SB_C_FALLBACK_MEMORY, "memory tight");
 	if (bpf_msg_redirect_hash(msg, &sb_sockhash, &peer_cookie, BPF_F_INGRESS) != SK_PASS)
 		return to_tcp(SB_C_FALLBACK_REDIRECT, "redirect refused");

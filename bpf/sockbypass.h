@@ -24,9 +24,8 @@
 /* A reader that took nothing for this long counts as stalled: long enough
  * for a reader starved of CPU by its writers (they never wait for it). */
 #define SB_STALLED_NS (1000ULL * 1000 * 1000)
-/* A look at TCP's and the memory cgroup's room is trusted this long, and
- * for at most this many pages (README: "Memory") */
-#define SB_MEM_LOOK_NS (1000ULL * 1000)
+/* A look at TCP's and the memory cgroup's room is trusted for one tick,
+ * and for at most this many pages (README: "Memory") */
 #define SB_MEM_LOOK_PAGES_MAX (1L << 20)
 /* Kernels without sk_psock.msg_tot_len: queued messages the send path sums
  * before it counts a peer as behind (the loader's warning names it). */
