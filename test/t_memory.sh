@@ -65,5 +65,5 @@ test_bulk_stream_payload_off_lo() {
 	# the bypass to 5 % (plain TCP: 100 %), the target stays open
 	[ "$bytes" -lt $(((1 << 30) / 20)) ] || fail "$bytes payload bytes of 1 GiB crossed lo ($pkts packets): $(
 		"$SB" --status --pin-dir "$PIN" | grep -E "^(fallback_(backlog|tcp_busy|memory)|resumed):" | tr '\n' ' ')"
-	echo "result: 1 GiB iperf3 stream: $bytes payload bytes on lo"
+	echo "result: 1 GiB iperf3 stream: $bytes payload bytes on lo $("$SB" --status --pin-dir "$PIN" | grep -E "^(fallback_(backlog|tcp_busy|memory)|resumed):" | tr "\n" " ")"
 }
