@@ -54,6 +54,16 @@ through() {
 	wait "$SERVER_PID" || fail "server side broke (bytes lost or reordered)"
 }
 
+# backend read SECONDS | answer COUNT: test/proxy_backend.py on 127.0.0.1:9301,
+# listening when this returns; its pid in BACKEND_PID, its output in backend.out.
+backend() {
+	rm -f "$TMP/backend.ready"
+	python3 "$TOP/test/proxy_backend.py" "$TMP/backend.ready" "$@" >"$TMP/backend.out" 2>&1 &
+	BACKEND_PID=$!
+	PIDS+=("$BACKEND_PID")
+	wait_file "$TMP/backend.ready"
+}
+
 # The proxy's own sockets stay off the local bypass: sockmap mode needs them.
 load_for_proxy() {
 	load --exclude-ports 9300,9301

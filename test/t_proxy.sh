@@ -126,26 +126,6 @@ test_1000_concurrent_pairs_leave_nothing_behind() {
 test_reset_mid_stream_is_passed_on_as_a_reset() {
 	local bytes pause slow
 	load_for_proxy
-	cat >"$TMP/backend.py" <<'EOF'
-import socket, sys, time
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.1", 9301))
-ls.listen()
-open(sys.argv[1], "w").close()
-c, _ = ls.accept()
-got = 0
-try:
-    while True:
-        time.sleep(float(sys.argv[2]))  # a slow reader: the proxy is draining at the reset
-        b = c.recv(65536)
-        if not b:
-            print("eof", got)
-            break
-        got += len(b)
-except ConnectionResetError:
-    print("reset", got)
-EOF
 	cat >"$TMP/client.py" <<'EOF'
 import socket, struct, sys, time
 c = socket.create_connection(("127.0.0.1", 9300))
@@ -160,14 +140,10 @@ EOF
 	for case in "1048576 0.3 0" "8388608 0 0.01"; do
 		read -r bytes pause slow <<<"$case"
 		for mode in $(proxy_modes); do
-			rm -f "$TMP/ready"
-			python3 "$TMP/backend.py" "$TMP/ready" "$slow" >"$TMP/backend.out" 2>&1 &
-			local backend=$!
-			PIDS+=("$backend")
-			wait_file "$TMP/ready"
+			backend read "$slow"
 			proxy "$mode"
 			python3 "$TMP/client.py" "$bytes" "$pause" || fail "$mode: client"
-			wait "$backend"
+			wait "$BACKEND_PID"
 			out=$(cat "$TMP/backend.out")
 			[ "${out%% *}" = reset ] || fail "$mode ($bytes B): the backend saw '$out', not a reset"
 			proxy_stop
@@ -182,24 +158,6 @@ EOF
 # and the pair ends without a reset.
 test_close_racing_the_drain_loses_nothing() {
 	load_for_proxy
-	cat >"$TMP/backend.py" <<'EOF'
-import hashlib, socket, sys, time
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.1", 9301))
-ls.listen()
-open(sys.argv[1], "w").close()
-c, _ = ls.accept()
-h, got = hashlib.sha256(), 0
-while True:
-    time.sleep(0.01)  # 64 KiB every 10 ms: the proxy is still draining at the close
-    b = c.recv(65536)
-    if not b:
-        break
-    h.update(b)
-    got += len(b)
-print(got, h.hexdigest())
-EOF
 	cat >"$TMP/client.py" <<'EOF'
 import socket, sys
 data = open(sys.argv[1], "rb").read()
@@ -208,19 +166,15 @@ c.sendall(data)
 c.close()  # everything is in the kernel's hands; no shutdown, no wait
 EOF
 	head -c 8M /dev/urandom >"$TMP/payload"
-	local want mode backend
-	want="$(stat -c %s "$TMP/payload") $(sha256sum <"$TMP/payload" | cut -d' ' -f1)"
+	local want mode
+	want="eof $(stat -c %s "$TMP/payload") $(sha256sum <"$TMP/payload" | cut -d' ' -f1)"
 	for mode in $(proxy_modes); do
-		rm -f "$TMP/ready"
-		python3 "$TMP/backend.py" "$TMP/ready" >"$TMP/backend.out" 2>&1 &
-		backend=$!
-		PIDS+=("$backend")
-		wait_file "$TMP/ready"
+		backend read 0.01 # 64 KiB every 10 ms: the proxy is still draining at the close
 		proxy "$mode"
 		python3 "$TMP/client.py" "$TMP/payload" || fail "$mode: client"
-		timeout 120 tail --pid="$backend" -f /dev/null ||
+		timeout 120 tail --pid="$BACKEND_PID" -f /dev/null ||
 			fail "$mode: the backend got no EOF in 120 s; the proxy's connections: $(proxy_state)"
-		wait "$backend"
+		wait "$BACKEND_PID"
 		assert_eq "$(cat "$TMP/backend.out")" "$want" "$mode: bytes and sha256 at the backend"
 		proxy_stop
 		grep -q "1 connections.*0 reset" "$TMP/proxy.err" ||
@@ -234,24 +188,6 @@ EOF
 # passes the bytes on, then the EOF, and the backend's answer comes back.
 test_fin_in_the_same_segment_as_data() {
 	load_for_proxy
-	cat >"$TMP/backend.py" <<'EOF'
-import hashlib, socket, sys
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.1", 9301))
-ls.listen()
-open(sys.argv[1], "w").close()
-for _ in range(int(sys.argv[2])):
-    c, _ = ls.accept()
-    h = hashlib.sha256()
-    while True:
-        b = c.recv(65536)
-        if not b:
-            break
-        h.update(b)
-    c.sendall(h.hexdigest().encode())
-    c.close()
-EOF
 	cat >"$TMP/client.py" <<'EOF'
 import hashlib, os, socket, sys
 data = os.urandom(int(sys.argv[1]))
@@ -267,13 +203,9 @@ while True:
     got += b
 sys.exit(0 if got.decode() == hashlib.sha256(data).hexdigest() else 1)
 EOF
-	local mode size backend fins
+	local mode size fins
 	for mode in $(proxy_modes); do
-		rm -f "$TMP/ready"
-		python3 "$TMP/backend.py" "$TMP/ready" 3 >"$TMP/backend.out" 2>&1 &
-		backend=$!
-		PIDS+=("$backend")
-		wait_file "$TMP/ready"
+		backend answer 3
 		proxy "$mode"
 		# segments to the proxy with the FIN flag and a payload
 		capture_start lo "tcp dst port 9300 and tcp[tcpflags] & tcp-fin != 0"
@@ -283,7 +215,7 @@ EOF
 		done
 		fins=$(capture_stop)
 		assert_eq "${fins%% *}" 3 "$mode: FIN segments that carried data"
-		wait "$backend" || fail "$mode: backend: $(cat "$TMP/backend.out")"
+		wait "$BACKEND_PID" || fail "$mode: backend: $(cat "$TMP/backend.out")"
 		proxy_stop
 		grep -q "3 connections.*0 reset" "$TMP/proxy.err" || fail "$mode: $(tail -n 1 "$TMP/proxy.err")"
 	done
