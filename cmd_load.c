@@ -88,6 +88,33 @@ static int preflight(struct sb_features *features, char *cgroup_buf, size_t len,
 	return SB_EXIT_OK;
 }
 
+/*
+ * This build's sb_drain, on an already pinned sb_sockhash: for a load made by
+ * an older build, whose drain check was a sockmap iterator (it cannot be
+ * test-run). Only the program and the maps it reads are created.
+ */
+int drain_prog_load(int sockhash_fd)
+{
+	struct sockbypass_bpf *skel = sockbypass_bpf__open();
+	struct bpf_program *prog;
+	struct bpf_map *map;
+	int fd, err;
+
+	if (!skel)
+		return -errno;
+	bpf_object__for_each_program(prog, skel->obj)
+		bpf_program__set_autoload(prog, prog == skel->progs.sb_drain);
+	bpf_object__for_each_map(map, skel->obj)
+		if (!bpf_map__is_internal(map) && map != skel->maps.sb_sockhash)
+			bpf_map__set_autocreate(map, false);
+	err = bpf_map__reuse_fd(skel->maps.sb_sockhash, sockhash_fd) ?: sockbypass_bpf__load(skel);
+	fd = err ? err : dup(bpf_program__fd(skel->progs.sb_drain));
+	if (fd < 0 && !err)
+		fd = -errno;
+	sockbypass_bpf__destroy(skel);
+	return fd;
+}
+
 /* Step 1, open and load: nothing is visible to anyone yet. */
 static int open_and_load(struct sockbypass_bpf **out, struct sb_features *features)
 {

@@ -175,16 +175,26 @@ static int unread_of(int prog_fd, __u64 cookie, __u32 *unread)
 int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s)
 {
 	struct bpf_map_info info = {};
-	__u32 info_len = sizeof(info), n = 0, unread = 0;
+	struct bpf_prog_info prog = {};
+	__u32 info_len = sizeof(info), prog_len = sizeof(prog), n = 0, unread = 0;
 	__u64 *keys, key, *prev = NULL;
-	int err = 0;
+	int err = 0, own_fd = -1;
 
 	memset(s, 0, sizeof(*s));
-	if (bpf_obj_get_info_by_fd(map_fd, &info, &info_len))
+	if (bpf_obj_get_info_by_fd(map_fd, &info, &info_len) ||
+	    bpf_obj_get_info_by_fd(prog_fd, &prog, &prog_len))
 		return -errno;
+	if (prog.type != BPF_PROG_TYPE_SCHED_CLS) { /* an older build's iterator */
+		own_fd = drain_prog_load(map_fd);
+		if (own_fd < 0)
+			return own_fd;
+		prog_fd = own_fd;
+	}
 	keys = calloc(info.max_entries ? info.max_entries : 1, sizeof(*keys));
-	if (!keys)
-		return -ENOMEM;
+	if (!keys) {
+		err = -ENOMEM;
+		goto out;
+	}
 	while (n < info.max_entries && !bpf_map_get_next_key(map_fd, prev, &key)) {
 		keys[n] = key;
 		prev = &keys[n++];
@@ -202,6 +212,9 @@ int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s
 		}
 	}
 	free(keys);
+out:
+	if (own_fd >= 0)
+		close(own_fd);
 	return err;
 }
 

@@ -38,5 +38,7 @@ struct drain_scan {
 /* List the pinned SOCKHASH's sockets, sb_drain counting their unread bytes;
  * remove_idle takes the sockets that hold nothing unread out of it. */
 int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s);
+/* cmd_load.c: this build's sb_drain on a pinned sb_sockhash (fd, or -errno) */
+int drain_prog_load(int sockhash_fd);
 
 #endif

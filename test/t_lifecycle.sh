@@ -71,6 +71,22 @@ test_unload_and_reload_mid_transfer_loses_nothing() {
 
 test_unload_waits_for_a_reader_that_does_not_read() {
 	load
+	unload_waits_for_a_stalled_reader
+}
+
+# A load made by an older build: its sb_drain was a sockmap iterator, which
+# cannot be test-run (the pinned sockops program stands in for it). Unload
+# loads this build's drain check on the pinned map and still waits.
+test_unload_of_an_older_build_still_waits_for_the_reader() {
+	load
+	{ rm "$PIN/sb_drain" && bpftool prog pin pinned "$PIN/sb_sockops" "$PIN/sb_drain"; } ||
+		fail "could not pin a stand-in for an older build's sb_drain"
+	unload_waits_for_a_stalled_reader
+}
+
+# unload_waits_for_a_stalled_reader: with the bypass loaded, a reader that
+# does not read makes unload exit 9 (nothing lost); once it read, unload ends.
+unload_waits_for_a_stalled_reader() {
 	# the reader starts when the test says: a fixed pause was over before
 	# the unload's timeout on a slow (emulated) machine
 	server -a ::1 -p 7900 -s 0 -r 20M -G "$TMP/go"
