@@ -271,6 +271,8 @@ for pin in "$PIN"/sb_*; do bpftool -j map show pinned "$pin" 2>/dev/null; done |
 	jq -r 'select(.name) | "\(.name) \(.bytes_memlock)"' >"$out/maps.txt"
 
 "$here/report.sh" "$out"
-rm -rf "$top/bench/results/latest"
-cp -r "$out" "$top/bench/results/latest"
+# this run's files over the last ones; the other sections' tables (apps.md,
+# memory.md, portmap.md, proxy.md) stay
+mkdir -p "$top/bench/results/latest"
+cp -r "$out"/. "$top/bench/results/latest/"
 echo "results: $out (and bench/results/latest)" >&2
