@@ -75,7 +75,7 @@ static void gather(struct status *st)
 		close(fd);
 	}
 	map_fd = obj_get("sb_sockhash");
-	prog_fd = obj_get(SB_PIN_DRAIN);
+	prog_fd = map_fd >= 0 ? drain_prog_open(map_fd) : -1;
 	if (map_fd >= 0 && prog_fd >= 0)
 		st->have_scan = scan_sockets(prog_fd, map_fd, false, &st->scan) == 0;
 	if (map_fd >= 0)

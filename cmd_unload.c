@@ -89,7 +89,7 @@ int do_unload(void)
 
 	/* 3. the sockets, once drained */
 	map_fd = obj_get("sb_sockhash");
-	prog_fd = obj_get(SB_PIN_DRAIN);
+	prog_fd = map_fd >= 0 ? drain_prog_open(map_fd) : -1;
 	if (map_fd >= 0 && prog_fd >= 0)
 		ret = drain(map_fd, prog_fd);
 	if (map_fd >= 0)

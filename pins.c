@@ -175,26 +175,16 @@ static int unread_of(int prog_fd, __u64 cookie, __u32 *unread)
 int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s)
 {
 	struct bpf_map_info info = {};
-	struct bpf_prog_info prog = {};
-	__u32 info_len = sizeof(info), prog_len = sizeof(prog), n = 0, unread = 0;
+	__u32 info_len = sizeof(info), n = 0, unread = 0;
 	__u64 *keys, key, *prev = NULL;
-	int err = 0, own_fd = -1;
+	int err = 0;
 
 	memset(s, 0, sizeof(*s));
-	if (bpf_obj_get_info_by_fd(map_fd, &info, &info_len) ||
-	    bpf_obj_get_info_by_fd(prog_fd, &prog, &prog_len))
+	if (bpf_obj_get_info_by_fd(map_fd, &info, &info_len))
 		return -errno;
-	if (prog.type != BPF_PROG_TYPE_SCHED_CLS) { /* an older build's iterator */
-		own_fd = drain_prog_load(map_fd);
-		if (own_fd < 0)
-			return own_fd;
-		prog_fd = own_fd;
-	}
 	keys = calloc(info.max_entries ? info.max_entries : 1, sizeof(*keys));
-	if (!keys) {
-		err = -ENOMEM;
-		goto out;
-	}
+	if (!keys)
+		return -ENOMEM;
 	while (n < info.max_entries && !bpf_map_get_next_key(map_fd, prev, &key)) {
 		keys[n] = key;
 		prev = &keys[n++];
@@ -212,10 +202,30 @@ int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s
 		}
 	}
 	free(keys);
-out:
-	if (own_fd >= 0)
-		close(own_fd);
 	return err;
+}
+
+/*
+ * The drain check for scan_sockets(), opened once per unload or status: the
+ * pinned sb_drain, or for a load an older build made (its sb_drain a sockmap
+ * iterator, which cannot be test-run) this build's on the pinned map. Should
+ * that fail, the pinned one: the scan then fails and says so, and nothing
+ * leaves the map unchecked. -1 if nothing is pinned.
+ */
+int drain_prog_open(int map_fd)
+{
+	struct bpf_prog_info prog = {};
+	__u32 prog_len = sizeof(prog);
+	int fd = obj_get(SB_PIN_DRAIN), own;
+
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &prog, &prog_len) ||
+	    prog.type == BPF_PROG_TYPE_SCHED_CLS)
+		return fd;
+	own = drain_prog_load(map_fd);
+	if (own < 0)
+		return fd;
+	close(fd);
+	return own;
 }
 
 /* Sum each slot of a pinned per-CPU counter array over the CPUs into out. */

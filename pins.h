@@ -38,6 +38,9 @@ struct drain_scan {
 /* List the pinned SOCKHASH's sockets, sb_drain counting their unread bytes;
  * remove_idle takes the sockets that hold nothing unread out of it. */
 int scan_sockets(int prog_fd, int map_fd, bool remove_idle, struct drain_scan *s);
+/* The drain check to pass it: the pinned one, or this build's for an older
+ * build's load (fd, -1 if none is pinned) */
+int drain_prog_open(int map_fd);
 /* cmd_load.c: this build's sb_drain on a pinned sb_sockhash (fd, or -errno) */
 int drain_prog_load(int sockhash_fd);
 
