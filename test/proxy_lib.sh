@@ -36,6 +36,11 @@ proxy_state() {
 	tail -n +"$((lines + 1))" "$TMP/proxy.err"
 }
 
+# exits_within SECONDS PID: did PID (not a child of ours to wait for yet) end in time?
+exits_within() {
+	timeout "$1" tail --pid="$2" -f /dev/null
+}
+
 # through SERVER_ARGS -- CLIENT_ARGS: a checked transfer through the proxy.
 # A transfer that hangs fails after THROUGH_TIMEOUT seconds (a transfer
 # takes seconds under emulation) with the proxy's view of the connection,
@@ -49,7 +54,7 @@ through() {
 	rc=$?
 	[ "$rc" = 124 ] && fail "client hung ${limit}s; the proxy's connections: $(proxy_state)"
 	[ "$rc" = 0 ] || fail "client side broke: $(cat "$TMP/client.out"); $(tail -n 1 "$TMP/proxy.err")"
-	timeout "$limit" tail --pid="$SERVER_PID" -f /dev/null ||
+	exits_within "$limit" "$SERVER_PID" ||
 		fail "server hung ${limit}s after the client ended; the proxy's connections: $(proxy_state)"
 	wait "$SERVER_PID" || fail "server side broke (bytes lost or reordered)"
 }
