@@ -48,6 +48,7 @@ static struct {
 	struct conn *live, *dead; /* the dead are freed after each batch of events */
 	unsigned long long conns, by_mode[4], failed, bytes;
 	int sndbuf; /* --sndbuf: SO_SNDBUF of both sockets, 0: the kernel's */
+	int rcvbuf; /* --rcvbuf: SO_RCVBUF of both sockets, set before the handshake */
 	bool quiet;
 } px;
 
@@ -69,12 +70,14 @@ static void usage(FILE *f)
 {
 	fputs("Usage: sockbypass-proxy --listen ADDR:PORT --connect ADDR:PORT[,ADDR:PORT...]\n"
 	      "                        [--mode auto|sockmap|splice|copy] [--pin-dir DIR]\n"
-	      "                        [--sndbuf BYTES] [--quiet]\n"
+	      "                        [--sndbuf BYTES] [--rcvbuf BYTES] [--quiet]\n"
 	      "\n"
 	      "An L4 TCP forwarder: each client accepted on --listen is connected to the next\n"
 	      "--connect backend (round robin). In sockmap mode the kernel moves the bytes\n"
 	      "between the two sockets (sockbypass loaded, root); auto is splice(2), which\n"
 	      "measured faster. IPv6 addresses in brackets: [::1]:8080.\n"
+	      "--sndbuf and --rcvbuf fix the socket buffers of both sockets (the kernel\n"
+	      "tunes them otherwise); a small --rcvbuf bounds what a slow side can queue.\n"
 	      "SIGTERM or SIGINT: stop accepting, finish live connections, exit. SIGUSR1:\n"
 	      "one line per live connection on stderr.\n"
 	      "\n"
@@ -124,6 +127,8 @@ static int listen_on(const struct sockaddr_storage *ss, socklen_t len)
 	if (fd < 0)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (px.rcvbuf) /* accepted sockets inherit it, and the window they offer */
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &px.rcvbuf, sizeof(px.rcvbuf));
 	if (bind(fd, (const struct sockaddr *)ss, len) || listen(fd, 4096)) {
 		int err = -errno;
 
@@ -201,6 +206,8 @@ static void accept_all(int ep, int lfd)
 			return;
 		i = px.next_backend++ % px.nbackends;
 		bfd = socket(px.backends[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (bfd >= 0 && px.rcvbuf)
+			setsockopt(bfd, SOL_SOCKET, SO_RCVBUF, &px.rcvbuf, sizeof(px.rcvbuf));
 		c = calloc(1, sizeof(*c));
 		if (bfd < 0 || !c ||
 		    (connect(bfd, (struct sockaddr *)&px.backends[i], px.backend_len[i]) &&
@@ -279,6 +286,20 @@ static int mode_exit(int err)
 	}
 }
 
+/* --sndbuf, --rcvbuf: bytes, 4096 to 1 GiB. */
+static int parse_buf_size(const char *opt, const char *arg, int *out)
+{
+	long v = strtol(arg, NULL, 10);
+
+	if (!*arg || strspn(arg, "0123456789") != strlen(arg) || v < 4096 || v > (1L << 30)) {
+		fprintf(stderr, "sockbypass-proxy: %s wants a size in bytes, 4096 to 1073741824, "
+			"not '%s'\n", opt, arg);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
 /* Two fds per connection: thousands of connections need more than the soft 1024. */
 static void raise_fd_limit(void)
 {
@@ -295,7 +316,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' }, { "connect", required_argument, NULL, 'c' },
 		{ "mode", required_argument, NULL, 'm' }, { "pin-dir", required_argument, NULL, 'p' },
-		{ "quiet", no_argument, NULL, 'q' }, { "sndbuf", required_argument, NULL, 'b' }, { "help", no_argument, NULL, 'h' }, {},
+		{ "quiet", no_argument, NULL, 'q' }, { "sndbuf", required_argument, NULL, 'b' },
+		{ "rcvbuf", required_argument, NULL, 'r' }, { "help", no_argument, NULL, 'h' }, {},
 	};
 	const char *listen_spec = NULL, *connect_spec = NULL, *pin_dir = NULL;
 	enum sbs_mode mode = SBS_AUTO;
@@ -304,19 +326,17 @@ int main(int argc, char **argv)
 	struct sbs *s;
 	int o, lfd, ep;
 
-	while ((o = getopt_long(argc, argv, "l:c:m:p:qb:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "l:c:m:p:qb:r:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'l': listen_spec = optarg; break;
 		case 'c': connect_spec = optarg; break;
 		case 'p': pin_dir = optarg; break;
 		case 'q': px.quiet = true; break;
 		case 'b':
-			px.sndbuf = atoi(optarg);
-			if (px.sndbuf < 4096 || strspn(optarg, "0123456789") != strlen(optarg)) {
-				fprintf(stderr, "sockbypass-proxy: --sndbuf wants a size in bytes, at "
-					"least 4096, not '%s'\n", optarg);
+		case 'r':
+			if (parse_buf_size(o == 'b' ? "--sndbuf" : "--rcvbuf", optarg,
+					   o == 'b' ? &px.sndbuf : &px.rcvbuf))
 				return EXIT_USAGE;
-			}
 			break;
 		case 'h': usage(stdout); return 0;
 		case 'm':
