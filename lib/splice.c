@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include <linux/tcp.h> /* glibc's tcp_info lacks the byte counts */
@@ -34,6 +35,7 @@
 
 #define COPY_BUF (64 << 10)
 #define TICK_MS 20
+#define TAIL_GIVE_UP_MS 30000
 
 struct sbs {
 	enum sbs_mode mode;
@@ -56,6 +58,8 @@ struct dir {
 	 * cannot tell the kernel when we caught up, so it never resumes */
 	bool direct_reads;
 	bool done;             /* EOF passed on: shutdown(dst, SHUT_WR) */
+	/* sockmap: since when (ms) src's tail after its FIN is short, at what read count */
+	unsigned long long tail_since, tail_read;
 	unsigned long long moved;
 	/* bytes of src the app read before us; of dst's TCP before us */
 	unsigned long long src_base, dst_base;
@@ -214,7 +218,6 @@ static int tcp_info_of(int fd, struct tcp_info *ti)
 	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len);
 }
 
-/* Bytes (and a FIN, as 1) fd's TCP has received; of those, not yet read. */
 /* Bytes fd's TCP ever received (a FIN counts 1). */
 static int received(int fd, unsigned long long *total)
 {
@@ -610,6 +613,50 @@ static bool readable(int fd)
 }
 
 /*
+ * The kernel's psock work retries an skb it could not queue on src's
+ * reader side (its memory was full) only when a new skb comes or src gets
+ * write space; on 5.10 our recv() does not kick it. After the FIN no skb
+ * comes, and the tail waited for ever (a 5.10 pair hung with 108 bytes
+ * short, CI 2026-12-02). Setting TCP_NOTSENT_LOWAT to the value it has
+ * calls src's write-space callback, which schedules that work.
+ */
+static int kick_backlog(int fd)
+{
+	socklen_t len;
+	int v = 0;
+
+	len = sizeof(v);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &len) ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, len))
+		return -errno;
+	return 0;
+}
+
+static unsigned long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+/*
+ * After the FIN, bytes src received are neither redirected nor read yet.
+ * Kicked every tick they come within one; if none came for a long while the
+ * kernel lost them: the pair resets (-EPIPE) so the stream cannot look complete.
+ */
+static bool tail_is_coming(struct dir *d)
+{
+	unsigned long long now = now_ms();
+
+	if (!d->tail_since || d->tail_read != d->user_read) {
+		d->tail_since = now;
+		d->tail_read = d->user_read;
+	}
+	return now - d->tail_since < TAIL_GIVE_UP_MS;
+}
+
+/*
  * sockmap: copy what the verdict left on src, once the destination caught
  * up. "flushed" goes to 1 only with nothing in hand, and before one more
  * look at src: the verdict resumes redirecting on an empty source with
@@ -617,7 +664,7 @@ static bool readable(int fd)
  */
 static int copy_left(struct sbs_pair *p, struct dir *d)
 {
-	bool caught_up = false, looked = false;
+	bool caught_up = false, looked = false, recv_after_eof = false;
 	ssize_t n;
 	int err;
 
@@ -638,14 +685,21 @@ static int copy_left(struct sbs_pair *p, struct dir *d)
 			continue;
 		}
 		if (d->eof_read) {
+			unsigned long long total;
 			struct sbs_dir v;
 
 			/* recv() says 0 when the FIN came and the ready queue is
 			 * empty, also while skbs the verdict left are still on
-			 * their way to it: done only when we read them all */
-			err = kernel_moved(p, d, &v);
-			if (err || d->user_read >= v.passed_bytes || !readable(d->src))
+			 * their way to it: done only when every byte src received
+			 * was redirected or read. TCP's count, not the verdict's:
+			 * after direct reads ours passes the verdict's early (a
+			 * 5.10 pair hung with 108 bytes readable, CI 2026-12-02) */
+			err = kernel_moved(p, d, &v) ?: received(d->src, &total);
+			if (err || d->src_base + v.redirected_bytes + d->user_read + 1 >= total)
 				return err;
+			if (recv_after_eof)
+				return tail_is_coming(d) ? kick_backlog(d->src) : -EPIPE;
+			recv_after_eof = true;
 		} else if (!readable(d->src)) {
 			if (d->flushed || d->direct_reads)
 				return 0;
@@ -777,7 +831,7 @@ static int describe_dir(const struct sbs_pair *p, const struct dir *d, char *buf
 {
 	unsigned long long got = 0, took = 0;
 	struct sbs_dir v = {};
-	int n;
+	int n, inq = -1;
 
 	n = snprintf(buf, len, "moved %llu read %llu written %llu%s%s%s%s base %llu/%llu in hand %zu",
 		     d->moved, d->user_read, d->user_written, d->fin_seen ? " fin" : "",
@@ -789,11 +843,13 @@ static int describe_dir(const struct sbs_pair *p, const struct dir *d, char *buf
 	bpf_map_lookup_elem(p->s->dirs_fd, &d->src_cookie, &v);
 	received(d->src, &got);
 	taken(d->dst, &took);
+	ioctl(d->src, SIOCINQ, &inq); /* TCP's own queue, which the verdict has not seen */
 	return n + snprintf(buf + n, len - n, " kernel redirected %llu passed %llu%s%s%s%s"
-			    " src received %llu dst taken %llu",
+			    " src received %llu unread in TCP %d dst taken %llu",
 			    (unsigned long long)v.redirected_bytes, (unsigned long long)v.passed_bytes,
 			    v.passing ? " passing" : "", d->flushed ? " flushed" : "",
-			    d->no_hold ? " no_hold" : "", readable(d->src) ? " readable" : "", got, took);
+			    d->no_hold ? " no_hold" : "", readable(d->src) ? " readable" : "", got, inq,
+			    took);
 }
 
 int sbs_pair_describe(const struct sbs_pair *p, char *buf, size_t len)
