@@ -42,18 +42,24 @@ test_sockmap_every_size_byte_exact_both_ways() {
 	echo "result: sockmap: 1 B, 100 kB, 16 MiB each way, byte-exact"
 }
 
+# each_side_first BIG SMALL: through the running sockmap proxy, 3 times each:
+# the client sends SMALL and is done first while the server keeps sending
+# BIG, then the other way round; then the proxy stops, 6 pairs, none reset.
+each_side_first() {
+	local _
+	for _ in 1 2 3; do
+		through -s "$1" -r "$2" -S 200 -- -s "$2" -r "$1"
+		through -s "$2" -r "$1" -- -s "$1" -r "$2" -S 200
+	done
+	proxy_stop
+	grep -q "6 connections.*sockmap 6.*0 reset" "$TMP/proxy.err" || fail "$(cat "$TMP/proxy.err")"
+}
+
 test_eof_after_the_last_byte_either_side_first() {
 	load_for_proxy
 	sockmap_supported
 	proxy sockmap
-	local _
-	for _ in 1 2 3; do
-		# the client is done first, the server keeps sending; then the other way round
-		through -s 24M -r 1M -S 200 -- -s 1M -r 24M
-		through -s 1M -r 24M -- -s 24M -r 1M -S 200
-	done
-	proxy_stop
-	grep -q "6 connections.*sockmap 6.*0 reset" "$TMP/proxy.err" || fail "$(cat "$TMP/proxy.err")"
+	each_side_first 24M 1M
 	# 5.10 hands the verdict no zero-length skb for a FIN; later kernels do
 	echo "result: 6 transfers, both orders, byte-exact; FINs the verdict dropped: $(counter proxy_fin)"
 }
@@ -67,13 +73,7 @@ test_tail_after_a_full_receive_buffer() {
 	load_for_proxy
 	sockmap_supported
 	proxy sockmap --rcvbuf 8192
-	local _
-	for _ in 1 2 3; do
-		through -s 4M -r 1M -S 200 -- -s 1M -r 4M
-		through -s 1M -r 4M -- -s 4M -r 1M -S 200
-	done
-	proxy_stop
-	grep -q "6 connections.*sockmap 6.*0 reset" "$TMP/proxy.err" || fail "$(cat "$TMP/proxy.err")"
+	each_side_first 4M 1M
 	echo "result: 6 transfers through 8 KiB receive buffers, both orders, byte-exact"
 }
 
