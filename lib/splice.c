@@ -613,12 +613,12 @@ static bool readable(int fd)
 }
 
 /*
- * The kernel's psock work retries an skb it could not queue on src's
- * reader side (its memory was full) only when a new skb comes or src gets
- * write space; on 5.10 our recv() does not kick it. After the FIN no skb
- * comes, and the tail waited for ever (a 5.10 pair hung with 108 bytes
- * short, CI 2026-12-02). Setting TCP_NOTSENT_LOWAT to the value it has
- * calls src's write-space callback, which schedules that work.
+ * An skb the verdict left that the kernel could not queue for our recv()
+ * at once (an allocation failed, then the buffer was full) waits in the
+ * psock's work, and 5.10 retries it only when a new skb comes or src gets
+ * write space (read in the 5.10.223 source): after the FIN neither comes.
+ * Setting TCP_NOTSENT_LOWAT to the value it has calls src's write-space
+ * callback, which schedules that work; nothing else changes.
  */
 static int kick_backlog(int fd)
 {
@@ -641,9 +641,10 @@ static unsigned long long now_ms(void)
 }
 
 /*
- * After the FIN, bytes src received are neither redirected nor read yet.
- * Kicked every tick they come within one; if none came for a long while the
- * kernel lost them: the pair resets (-EPIPE) so the stream cannot look complete.
+ * After the FIN, bytes src received are neither redirected nor read yet:
+ * look again and kick on every look, unless none of them came for
+ * TAIL_GIVE_UP_MS. Then the kernel lost them, and the pair resets (-EPIPE)
+ * so the stream cannot look complete.
  */
 static bool tail_is_coming(struct dir *d)
 {
@@ -693,7 +694,7 @@ static int copy_left(struct sbs_pair *p, struct dir *d)
 			 * their way to it: done only when every byte src received
 			 * was redirected or read. TCP's count, not the verdict's:
 			 * after direct reads ours passes the verdict's early (a
-			 * 5.10 pair hung with 108 bytes readable, CI 2026-12-02) */
+			 * 5.10 pair hung 108 bytes short, CI 2026-12-02) */
 			err = kernel_moved(p, d, &v) ?: received(d->src, &total);
 			if (err || d->src_base + v.redirected_bytes + d->user_read + 1 >= total)
 				return err;
