@@ -613,6 +613,15 @@ static bool readable(int fd)
 }
 
 /*
+ * sockmap, after src's FIN: every byte src's TCP received (total, the FIN
+ * counting 1) came before the pair, was redirected by the kernel or read by us.
+ */
+static bool all_handled(const struct dir *d, const struct sbs_dir *v, unsigned long long total)
+{
+	return d->src_base + v->redirected_bytes + d->user_read + 1 >= total;
+}
+
+/*
  * An skb the verdict left that the kernel could not queue for our recv()
  * at once (an allocation failed, then the buffer was full) waits in the
  * psock's work, and 5.10 retries it only when a new skb comes or src gets
@@ -696,7 +705,7 @@ static int copy_left(struct sbs_pair *p, struct dir *d)
 			 * after direct reads ours passes the verdict's early (a
 			 * 5.10 pair hung 108 bytes short, CI 2026-12-02) */
 			err = kernel_moved(p, d, &v) ?: received(d->src, &total);
-			if (err || d->src_base + v.redirected_bytes + d->user_read + 1 >= total)
+			if (err || all_handled(d, &v, total))
 				return err;
 			if (recv_after_eof)
 				return tail_is_coming(d) ? kick_backlog(d->src) : -EPIPE;
@@ -753,7 +762,7 @@ static int quiesce_source(struct sbs_pair *p, struct dir *o, bool *ready)
 	if (err || o->off < o->len)
 		return err;
 	/* every byte it will ever receive is in (its FIN came, all counted) */
-	if (o->fin_seen && o->src_base + v.redirected_bytes + o->user_read + 1 >= total)
+	if (o->fin_seen && all_handled(o, &v, total))
 		*ready = true;
 	/* or: all it left is read, and "flushed" makes the verdict redirect
 	 * (never leave) whatever comes next */
@@ -783,7 +792,7 @@ static int step_sockmap(struct sbs_pair *p, struct dir *d)
 	err = received(d->src, &total) ?: kernel_moved(p, d, &v);
 	if (err)
 		return err;
-	if (d->src_base + v.redirected_bytes + d->user_read + 1 < total || d->off < d->len)
+	if (!all_handled(d, &v, total) || d->off < d->len)
 		return 0; /* the verdict (or we) have not handled every byte yet */
 	err = dst_caught_up(p, d, &caught_up);
 	if (err || !caught_up)
