@@ -46,6 +46,8 @@ static struct {
 	socklen_t backend_len[MAX_BACKENDS];
 	int nbackends, next_backend;
 	struct conn *live, *dead; /* the dead are freed after each batch of events */
+	struct conn *next_look;   /* where the looks go on (NULL: at the head of live) */
+	long nlive;
 	unsigned long long conns, by_mode[4], failed, bytes;
 	int sndbuf; /* --sndbuf: SO_SNDBUF of both sockets, 0: the kernel's */
 	int rcvbuf; /* --rcvbuf: SO_RCVBUF of both sockets, set before the handshake */
@@ -144,6 +146,7 @@ static void link_conn(struct conn *c)
 	if (px.live)
 		px.live->prev = c;
 	px.live = c;
+	px.nlive++;
 }
 
 static void drop_conn(int ep, struct conn *c, bool reset)
@@ -166,12 +169,15 @@ static void drop_conn(int ep, struct conn *c, bool reset)
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->backend, NULL);
 	close(c->client);
 	close(c->backend);
+	if (px.next_look == c)
+		px.next_look = c->next;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
 		px.live = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	px.nlive--;
 	c->dead = true;
 	c->next = px.dead;
 	px.dead = c;
@@ -274,6 +280,33 @@ static void step(int ep, struct sbs *s, struct conn *c)
 	}
 	if (r <= 0)
 		drop_conn(ep, c, r < 0);
+}
+
+/*
+ * Directions the kernel moves raise no event: each pair that asks for it
+ * is looked at every tick ms, a slice of the live list at a time (credit
+ * counts looks owed, in 1/tick). All of them at once took about 3 ms at
+ * 3,000 pairs, and a request arriving then waited: that was the p99.
+ */
+static void look_some(int ep, struct sbs *s, int tick, long long *last, long long *credit)
+{
+	long long now = now_ms(), n;
+
+	*credit += px.nlive * (now - *last);
+	*last = now;
+	n = *credit / tick;
+	*credit %= tick;
+	if (n >= px.nlive) {
+		n = px.nlive;
+		*credit = 0;
+	}
+	while (n-- > 0 && px.live) {
+		struct conn *c = px.next_look ? px.next_look : px.live;
+
+		px.next_look = c->next;
+		if (c->pair && sbs_pair_tick_ms(c->pair) >= 0)
+			step(ep, s, c);
+	}
 }
 
 static int mode_exit(int err)
@@ -401,7 +434,7 @@ int main(int argc, char **argv)
 	signal(SIGUSR1, on_usr1);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &(struct epoll_event){ .events = EPOLLIN, .data.ptr = NULL });
-	long long last_tick = now_ms();
+	long long last_look = now_ms(), look_credit = 0;
 	while (!stopping || px.live) {
 		struct epoll_event evs[256];
 		int tick = -1, n;
@@ -413,7 +446,8 @@ int main(int argc, char **argv)
 		for (struct conn *c = px.live; c && tick < 0; c = c->next)
 			if (c->pair)
 				tick = sbs_pair_tick_ms(c->pair);
-		n = epoll_wait(ep, evs, 256, tick);
+		/* wake when the next look is due: tick ms spread over the live pairs */
+		n = epoll_wait(ep, evs, 256, tick < 0 ? -1 : tick / px.nlive ?: 1);
 		if (n < 0 && errno != EINTR) {
 			perror("sockbypass-proxy: epoll_wait");
 			return EXIT_INTERNAL;
@@ -428,15 +462,10 @@ int main(int argc, char **argv)
 				step(ep, s, c);
 			}
 		}
-		/* directions the kernel moves raise no event: look at them now and then */
-		if (tick >= 0 && now_ms() - last_tick >= tick) {
-			last_tick = now_ms();
-			for (struct conn *c = px.live, *next; c; c = next) {
-				next = c->next;
-				if (c->pair && sbs_pair_tick_ms(c->pair) >= 0)
-					step(ep, s, c);
-			}
-		}
+		if (tick > 0)
+			look_some(ep, s, tick, &last_look, &look_credit);
+		else
+			last_look = now_ms(), look_credit = 0;
 		free_dead();
 		if (describe) { /* SIGUSR1: each live connection's state, on stderr */
 			char line[1024];
