@@ -35,6 +35,7 @@
 
 #define COPY_BUF (64 << 10)
 #define TICK_MS 20
+#define IDLE_TICK_MS 1000
 #define TAIL_GIVE_UP_MS 30000
 
 struct sbs {
@@ -861,12 +862,20 @@ int sbs_pair_step(struct sbs_pair *p)
 
 int sbs_pair_tick_ms(const struct sbs_pair *p)
 {
+	bool live = false;
+
 	/* sockmap directions raise no event while the kernel moves their
-	 * bytes: look at their backlog and EOF now and then */
-	for (int i = 0; i < 2; i++)
-		if (p->d[i].sockmap && !p->d[i].done)
+	 * bytes: look at their backlog and EOF now and then. An idle one
+	 * waits for an event (bytes the verdict leaves, a FIN: EPOLLIN,
+	 * EPOLLRDHUP); its rare look only guards against a lost one */
+	for (int i = 0; i < 2; i++) {
+		if (!p->d[i].sockmap || p->d[i].done)
+			continue;
+		if (!idle(&p->d[i]))
 			return TICK_MS;
-	return -1;
+		live = true;
+	}
+	return live ? IDLE_TICK_MS : -1;
 }
 
 /* One direction for sbs_pair_describe(): ours, and for sockmap the kernel's and TCP's counts. */

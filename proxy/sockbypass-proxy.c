@@ -38,6 +38,7 @@ struct conn {
 	int client, backend;
 	bool connecting, dead;
 	struct sbs_pair *pair;
+	long long stepped_ms; /* the last sbs_pair_step(), for its tick */
 	struct conn *prev, *next;
 };
 
@@ -269,6 +270,7 @@ static void step(int ep, struct sbs *s, struct conn *c)
 {
 	int r = c->connecting ? start_pair(ep, s, c) : 1;
 
+	c->stepped_ms = now_ms();
 	if (r > 0)
 		r = sbs_pair_step(c->pair);
 	if (r < 0 && !px.quiet) {
@@ -283,28 +285,33 @@ static void step(int ep, struct sbs *s, struct conn *c)
 }
 
 /*
- * Directions the kernel moves raise no event: each pair that asks for it
- * is looked at every tick ms, a slice of the live list at a time (credit
- * counts looks owed, in 1/tick). All of them at once took about 3 ms at
- * 3,000 pairs, and a request arriving then waited: that was the p99.
+ * Directions the kernel moves raise no event: a pair that asks for a look
+ * gets one when its tick (sbs_pair_tick_ms(), 20 ms at the finest) passed
+ * since its last step. The live list is visited a slice at a time, all of
+ * it every SWEEP_MS (credit: visits owed, in 1/SWEEP_MS): every pair at
+ * once took about 3 ms at 3,000 pairs, and a request that came then
+ * waited; that was the p99.
  */
-static void look_some(int ep, struct sbs *s, int tick, long long *last, long long *credit)
+#define SWEEP_MS 5
+
+static void look_some(int ep, struct sbs *s, long long *last, long long *credit)
 {
 	long long now = now_ms(), n;
 
 	*credit += px.nlive * (now - *last);
 	*last = now;
-	n = *credit / tick;
-	*credit %= tick;
+	n = *credit / SWEEP_MS;
+	*credit %= SWEEP_MS;
 	if (n >= px.nlive) {
 		n = px.nlive;
 		*credit = 0;
 	}
 	while (n-- > 0 && px.live) {
 		struct conn *c = px.next_look ? px.next_look : px.live;
+		int tick;
 
 		px.next_look = c->next;
-		if (c->pair && sbs_pair_tick_ms(c->pair) >= 0)
+		if (c->pair && (tick = sbs_pair_tick_ms(c->pair)) >= 0 && now - c->stepped_ms >= tick)
 			step(ep, s, c);
 	}
 }
@@ -437,17 +444,17 @@ int main(int argc, char **argv)
 	long long last_look = now_ms(), look_credit = 0;
 	while (!stopping || px.live) {
 		struct epoll_event evs[256];
-		int tick = -1, n;
+		bool looks = false;
+		int n;
 
 		if (stopping && lfd >= 0) {
 			close(lfd); /* finish what is live, take nothing new */
 			lfd = -1;
 		}
-		for (struct conn *c = px.live; c && tick < 0; c = c->next)
-			if (c->pair)
-				tick = sbs_pair_tick_ms(c->pair);
-		/* wake when the next look is due: tick ms spread over the live pairs */
-		n = epoll_wait(ep, evs, 256, tick < 0 ? -1 : tick / px.nlive ?: 1);
+		for (struct conn *c = px.live; c && !looks; c = c->next)
+			looks = c->pair && sbs_pair_tick_ms(c->pair) >= 0;
+		/* wake when the next slice of the sweep is due */
+		n = epoll_wait(ep, evs, 256, looks ? SWEEP_MS / px.nlive ?: 1 : -1);
 		if (n < 0 && errno != EINTR) {
 			perror("sockbypass-proxy: epoll_wait");
 			return EXIT_INTERNAL;
@@ -462,8 +469,8 @@ int main(int argc, char **argv)
 				step(ep, s, c);
 			}
 		}
-		if (tick > 0)
-			look_some(ep, s, tick, &last_look, &look_credit);
+		if (looks)
+			look_some(ep, s, &last_look, &look_credit);
 		else
 			last_look = now_ms(), look_credit = 0;
 		free_dead();
