@@ -49,11 +49,13 @@ static struct {
 	struct conn *live, *dead; /* the dead are freed after each batch of events */
 	struct conn *next_look;   /* where the looks go on (NULL: at the head of live) */
 	long nlive;
+	/* the finest tick of the live pairs: of the last sweep, and so far in this one */
+	int sweep_tick, sweep_min;
 	unsigned long long conns, by_mode[4], failed, bytes;
 	int sndbuf; /* --sndbuf: SO_SNDBUF of both sockets, 0: the kernel's */
 	int rcvbuf; /* --rcvbuf: SO_RCVBUF of both sockets, set before the handshake */
 	bool quiet;
-} px;
+} px = { .sweep_tick = -1, .sweep_min = -1 }; /* -1: no tick seen */
 
 static volatile sig_atomic_t stopping, describe;
 
@@ -266,6 +268,12 @@ static int start_pair(int ep, struct sbs *s, struct conn *c)
 	return 1;
 }
 
+/* The finer of two ticks, -1 meaning none. */
+static int finer(int a, int b)
+{
+	return a < 0 || (b >= 0 && b < a) ? b : a;
+}
+
 static void step(int ep, struct sbs *s, struct conn *c)
 {
 	int r = c->connecting ? start_pair(ep, s, c) : 1;
@@ -273,6 +281,12 @@ static void step(int ep, struct sbs *s, struct conn *c)
 	c->stepped_ms = now_ms();
 	if (r > 0)
 		r = sbs_pair_step(c->pair);
+	if (r > 0) { /* a pair an event woke may want looks sooner than the sweep gives */
+		int tick = sbs_pair_tick_ms(c->pair);
+
+		px.sweep_tick = finer(px.sweep_tick, tick);
+		px.sweep_min = finer(px.sweep_min, tick);
+	}
 	if (r < 0 && !px.quiet) {
 		char line[1024] = "";
 
@@ -286,13 +300,17 @@ static void step(int ep, struct sbs *s, struct conn *c)
 
 /*
  * Directions the kernel moves raise no event: a pair that asks for a look
- * gets one when its tick (sbs_pair_tick_ms(), 20 ms at the finest) passed
- * since its last step. The live list is visited a slice at a time, all of
- * it every SWEEP_MS (credit: visits owed, in 1/SWEEP_MS): every pair at
- * once took about 3 ms at 3,000 pairs, and a request that came then
- * waited; that was the p99.
+ * gets one when its tick (sbs_pair_tick_ms(): 20 ms, or 1 s while idle)
+ * passed since its last step. The live list is visited a slice at a time
+ * (credit: visits owed), all of it four times per finest tick: every pair
+ * at once took about 3 ms at 3,000 pairs, and a request that came then
+ * waited (that was the p99); a proxy whose pairs are idle wakes 4 times a
+ * second.
  */
-#define SWEEP_MS 5
+static long long sweep_ms(void)
+{
+	return px.sweep_tick > 4 ? px.sweep_tick / 4 : 1;
+}
 
 static void look_some(int ep, struct sbs *s, long long *last, long long *credit)
 {
@@ -300,19 +318,26 @@ static void look_some(int ep, struct sbs *s, long long *last, long long *credit)
 
 	*credit += px.nlive * (now - *last);
 	*last = now;
-	n = *credit / SWEEP_MS;
-	*credit %= SWEEP_MS;
+	n = *credit / sweep_ms();
+	*credit %= sweep_ms();
 	if (n >= px.nlive) {
 		n = px.nlive;
 		*credit = 0;
 	}
 	while (n-- > 0 && px.live) {
 		struct conn *c = px.next_look ? px.next_look : px.live;
-		int tick;
+		int tick = c->pair ? sbs_pair_tick_ms(c->pair) : -1;
 
+		if (c == px.live) { /* a new sweep: the last one's finest tick holds */
+			px.sweep_tick = px.sweep_min;
+			px.sweep_min = -1;
+		}
 		px.next_look = c->next;
-		if (c->pair && (tick = sbs_pair_tick_ms(c->pair)) >= 0 && now - c->stepped_ms >= tick)
+		if (tick >= 0 && now - c->stepped_ms >= tick) {
 			step(ep, s, c);
+			tick = c->dead ? -1 : sbs_pair_tick_ms(c->pair);
+		}
+		px.sweep_min = finer(px.sweep_min, tick);
 	}
 }
 
@@ -454,7 +479,7 @@ int main(int argc, char **argv)
 		for (struct conn *c = px.live; c && !looks; c = c->next)
 			looks = c->pair && sbs_pair_tick_ms(c->pair) >= 0;
 		/* wake when the next slice of the sweep is due */
-		n = epoll_wait(ep, evs, 256, looks ? SWEEP_MS / px.nlive ?: 1 : -1);
+		n = epoll_wait(ep, evs, 256, looks ? sweep_ms() / px.nlive ?: 1 : -1);
 		if (n < 0 && errno != EINTR) {
 			perror("sockbypass-proxy: epoll_wait");
 			return EXIT_INTERNAL;
