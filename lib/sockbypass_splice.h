@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 enum sbs_mode {
-	SBS_AUTO = 0, /* splice(2): measured ahead of sockmap (README, Benchmarks) */
+	SBS_AUTO = 0, /* sockmap where it works here, else splice (README, the proxy splice) */
 	SBS_SOCKMAP,  /* sbs_verdict moves each skb in the kernel (sockbypass loaded, root) */
 	SBS_SPLICE,   /* splice(2) through a pipe */
 	SBS_COPY,     /* read(2) and write(2) */

@@ -298,6 +298,26 @@ test_bypassed_sockets_are_left_to_the_local_bypass() {
 	assert_gt "$(counter redirected_bytes)" 32000000 "bytes the local bypass redirected"
 }
 
+# --mode auto (the default) takes the kernel path where it works and says
+# so; where sockbypass is not loaded it takes splice and says why.
+test_auto_is_sockmap_where_it_works() {
+	load_for_proxy
+	local want=sockmap loaded
+	has_sockmap_splice || want="splice: no sockmap (this kernel has no verdict-only"
+	proxy auto
+	grep -q "mode $want" "$TMP/proxy.err" || fail "loaded: $(cat "$TMP/proxy.err")"
+	through -s 1M -r 1M -- -s 1M -r 1M
+	proxy_stop
+	grep -q "1 connections (${want%%:*} 1" "$TMP/proxy.err" || fail "$(tail -n 1 "$TMP/proxy.err")"
+	loaded=$(sed -n 's/.*listening on [^,]*, mode //p' "$TMP/proxy.err")
+	mkdir -p "$TMP/nothing-pinned"
+	PIN="$TMP/nothing-pinned" proxy auto
+	grep -q "mode splice: no sockmap (sockbypass is not loaded at $TMP/nothing-pinned" \
+		"$TMP/proxy.err" || fail "not loaded: $(cat "$TMP/proxy.err")"
+	proxy_stop
+	echo "result: auto with sockbypass loaded: $loaded; without: splice"
+}
+
 test_bad_input_gets_one_line_and_its_code() {
 	local rc
 	check() { # code pattern args...
