@@ -333,11 +333,10 @@ static void look_some(int ep, struct sbs *s, long long *last, long long *credit)
 			px.sweep_min = -1;
 		}
 		px.next_look = c->next;
-		if (tick >= 0 && now - c->stepped_ms >= tick) {
-			step(ep, s, c);
-			tick = c->dead ? -1 : sbs_pair_tick_ms(c->pair);
-		}
-		px.sweep_min = finer(px.sweep_min, tick);
+		if (tick >= 0 && now - c->stepped_ms >= tick)
+			step(ep, s, c); /* which counts the pair's new tick */
+		else
+			px.sweep_min = finer(px.sweep_min, tick);
 	}
 }
 
