@@ -121,9 +121,9 @@ $(OUTPUT)/stall: test/stall.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
 
-$(OUTPUT)/sockbench: bench/sockbench.c Makefile | $(OUTPUT)
+$(OUTPUT)/sockbench: bench/sockbench.c bench/cpu_time.c bench/cpu_time.h Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $< -o $@
+	$(Q)$(CC) $(CFLAGS) bench/sockbench.c bench/cpu_time.c -o $@
 
 # The loader with ASan and UBSan, for the error-path tests (SOCKBYPASS_BIN=...).
 SANITIZE := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

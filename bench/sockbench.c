@@ -11,7 +11,9 @@
  *   sockbench -m rr     -a ADDR -s SIZE -n COUNT [-c CPU]  COUNT round trips, not SECS
  *   sockbench -L ADDR [-c CPU]                  serve many clients at once (epoll echo)
  *   sockbench -m many   -a ADDR -s SIZE -n CONNS -t SECS   CONNS open connections, round
- *                       trips on each in turn; kernel slab per connection (both ends)
+ *                       trips on each in turn; kernel slab per connection (both ends),
+ *                       busy CPU and context switches per round trip of the machine;
+ *                       with -p PID, CPU of process PID with the kernel's workers too
  *   sockbench -m bind    -a ADDR -t SECS       socket/bind ADDR/close: what a bind costs
  *   sockbench -m refused -a ADDR -t SECS       socket/connect to ADDR, no listener/close
  *                       (the cgroup bind and connect hooks' cost: virtual ports)
@@ -35,6 +37,7 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#include "cpu_time.h"
 
 #define MAX_SIZE (4 << 20)
 
@@ -358,11 +361,12 @@ int main(int argc, char **argv)
 	const char *addr = NULL, *mode = "stream";
 	double secs = 2, t0, t;
 	size_t size = 65536, cap = 1 << 22, n = 0;
-	int c, cpu = -1, listen_mode = 0;
+	int c, cpu = -1, listen_mode = 0, side_pid = 0;
 	unsigned long count = 0;
 
-	while ((c = getopt(argc, argv, "l:L:a:m:s:t:c:n:")) != -1) {
+	while ((c = getopt(argc, argv, "l:L:a:m:s:t:c:n:p:")) != -1) {
 		switch (c) {
+		case 'p': side_pid = atoi(optarg); break;
 		case 'l': listen_mode = 1; addr = optarg; break;
 		case 'L': listen_mode = 2; addr = optarg; break;
 		case 'n': count = strtoul(optarg, NULL, 0); break;
@@ -434,6 +438,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(mode, "many")) {
 		int *fds = calloc(count ? count : 1, sizeof(int));
 		static struct slab_use caches0[MAX_CACHES], caches1[MAX_CACHES];
+		struct cpu_time cpu0, cpu1;
 		size_t ncaches0 = slab_caches(caches0), ncaches1;
 		long long slab0 = slab_bytes(), slab1;
 
@@ -447,6 +452,7 @@ int main(int argc, char **argv)
 		}
 		slab1 = slab_bytes();
 		ncaches1 = slab_caches(caches1);
+		cpu_time_read(&cpu0, side_pid);
 		t0 = now();
 		for (size_t i = 0; now() - t0 < secs; i = (i + 1) % count) {
 			double s = now();
@@ -455,6 +461,15 @@ int main(int argc, char **argv)
 				die("round trip");
 			if (n < cap)
 				lat[n++] = now() - s;
+		}
+		cpu_time_read(&cpu1, side_pid);
+		if (n) {
+			double us = 1e-3 / n; /* ns in all to µs per round trip */
+
+			printf("cpu_us=%.1f switches=%.2f ", (cpu1.machine - cpu0.machine) * us,
+			       (double)(cpu1.switches - cpu0.switches) / n);
+			if (side_pid)
+				printf("side_cpu_us=%.1f ", (cpu1.side - cpu0.side) * us);
 		}
 		printf("slab_per_conn=%lld ", (slab1 - slab0) / (long long)count);
 		print_slab_growth(caches0, ncaches0, caches1, ncaches1, count);
