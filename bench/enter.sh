@@ -17,6 +17,9 @@ sb_setup
 cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 # context switches of the whole machine: a reader woken per write shows here
 switches() { awk '$1 == "ctxt" { print $2 }' /proc/stat; }
-# a signal ends the benchmark through its EXIT trap: nothing of it left running
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# a signal ends the benchmark through its EXIT trap: nothing of it left running.
+# Later signals are ignored, so they cannot cut the cleanup short: a group kill
+# (or timeout(1) forwarding its own) sends a second one, and left the
+# namespaces, test cgroup and temp directory behind.
+trap 'trap "" INT TERM; exit 130' INT
+trap 'trap "" INT TERM; exit 143' TERM
