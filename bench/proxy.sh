@@ -43,8 +43,11 @@ MANY=$(($(ulimit -n) >= 20100 ? 10000 : ($(ulimit -n) - 100) / 2 / 500 * 500))
 [ "${QUICK:-0}" = 1 ] || [ "$MANY" -le "$CONNS" ] && MANY=0
 rows="$TMP/rows.tsv" # mode rep, then the columns of table's rows
 : >"$rows"
-MODES="copy splice sockmap"
-command -v haproxy >/dev/null && MODES="$MODES haproxy haproxy-splice"
+# PROXY_MODES="copy sockmap": only those (a quick comparison)
+if [ -n "${PROXY_MODES:-}" ]; then MODES=$PROXY_MODES; else
+	MODES="copy splice sockmap"
+	command -v haproxy >/dev/null && MODES="$MODES haproxy haproxy-splice"
+fi
 
 field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p" | head -n 1; }
 outside() { "$top/test/run-in-cgroup" "$ORIG_CG" "$@"; }

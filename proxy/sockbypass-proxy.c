@@ -37,6 +37,7 @@ enum {
 struct conn {
 	int client, backend;
 	bool connecting, dead;
+	bool sockmap; /* its pair is in the sockmap: it may ask for looks */
 	struct sbs_pair *pair;
 	long long stepped_ms; /* the last sbs_pair_step(), for its tick */
 	struct conn *prev, *next;
@@ -49,6 +50,7 @@ static struct {
 	struct conn *live, *dead; /* the dead are freed after each batch of events */
 	struct conn *next_look;   /* where the looks go on (NULL: at the head of live) */
 	long nlive;
+	long nsockmap; /* live pairs in the sockmap: without one, no pair asks for looks */
 	/* the finest tick of the live pairs: of the last sweep, and so far in this one */
 	int sweep_tick, sweep_min;
 	unsigned long long conns, by_mode[4], failed, bytes;
@@ -167,6 +169,7 @@ static void drop_conn(int ep, struct conn *c, bool reset)
 		sbs_pair_bytes(c->pair, &ab, &ba);
 		px.bytes += ab + ba;
 		sbs_pair_free(c->pair);
+		px.nsockmap -= c->sockmap;
 	}
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->client, NULL);
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->backend, NULL);
@@ -263,6 +266,8 @@ static int start_pair(int ep, struct sbs *s, struct conn *c)
 		return -errno;
 	px.conns++;
 	px.by_mode[sbs_pair_mode(c->pair)]++;
+	c->sockmap = sbs_pair_mode(c->pair) == SBS_SOCKMAP;
+	px.nsockmap += c->sockmap;
 	epoll_ctl(ep, EPOLL_CTL_MOD, c->backend, &ev);
 	epoll_ctl(ep, EPOLL_CTL_ADD, c->client, &ev);
 	return 1;
@@ -475,7 +480,10 @@ int main(int argc, char **argv)
 			close(lfd); /* finish what is live, take nothing new */
 			lfd = -1;
 		}
-		for (struct conn *c = px.live; c && !looks; c = c->next)
+		/* copy and splice pairs never ask: with thousands of them this
+		 * walk per wake-up was the copy mode's cost (655 requests/s at
+		 * 9,500 pairs) */
+		for (struct conn *c = px.nsockmap ? px.live : NULL; c && !looks; c = c->next)
 			looks = c->pair && sbs_pair_tick_ms(c->pair) >= 0;
 		/* wake when the next slice of the sweep is due */
 		n = epoll_wait(ep, evs, 256, looks ? sweep_ms() / px.nlive ?: 1 : -1);
