@@ -37,7 +37,6 @@ enum {
 struct conn {
 	int client, backend;
 	bool connecting, dead;
-	bool sockmap; /* its pair is in the sockmap: it may ask for looks */
 	struct sbs_pair *pair;
 	long long stepped_ms; /* the last sbs_pair_step(), for its tick */
 	struct conn *prev, *next;
@@ -168,8 +167,8 @@ static void drop_conn(int ep, struct conn *c, bool reset)
 
 		sbs_pair_bytes(c->pair, &ab, &ba);
 		px.bytes += ab + ba;
+		px.nsockmap -= sbs_pair_mode(c->pair) == SBS_SOCKMAP;
 		sbs_pair_free(c->pair);
-		px.nsockmap -= c->sockmap;
 	}
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->client, NULL);
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->backend, NULL);
@@ -266,8 +265,7 @@ static int start_pair(int ep, struct sbs *s, struct conn *c)
 		return -errno;
 	px.conns++;
 	px.by_mode[sbs_pair_mode(c->pair)]++;
-	c->sockmap = sbs_pair_mode(c->pair) == SBS_SOCKMAP;
-	px.nsockmap += c->sockmap;
+	px.nsockmap += sbs_pair_mode(c->pair) == SBS_SOCKMAP;
 	epoll_ctl(ep, EPOLL_CTL_MOD, c->backend, &ev);
 	epoll_ctl(ep, EPOLL_CTL_ADD, c->client, &ev);
 	return 1;
