@@ -9,7 +9,8 @@
 # (Gbit/s, whole-machine CPU s per GB), 1 KiB round trips on one connection
 # (mean, p99) and across CONNS open connections (mean, p99, requests/s; CPU
 # µs and context switches per request over the timed window: the machine's,
-# and the proxy's own with the kernel's workers, where sockmap mode's bytes move). REPS rounds interleaved, medians.
+# and the proxy's own with the kernel's workers, where sockmap mode's bytes
+# move). REPS rounds interleaved, medians.
 # Prints a markdown table and writes it to bench/results/latest/proxy.md.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -138,6 +139,13 @@ streams() {
 		<<<"$res" 2>/dev/null || echo " "
 }
 
+# COUNT open connections through the proxy on PORT, 1 KiB requests in turn;
+# CPU over the timed window only (set-up left out): the machine's, and the
+# proxy's with the kernel workers its sockets use
+requests() { # port count
+	in_cli "$BENCH" -m many -a "10.198.1.2:$1" -s 1024 -n "$2" -t "$SECS" -c 0 -p "$PROXY_PID"
+}
+
 round() { # mode rep index
 	local mode=$1 rep=$2 one eight rr many most=""
 	start_proxy "$mode" 5613 5603
@@ -148,18 +156,14 @@ round() { # mode rep index
 	rr=$(in_cli "$BENCH" -m rr -a 10.198.1.2:5611 -s 1024 -t "$SECS" -c 0) || rr=""
 	stop_proxy
 	start_proxy "$mode" 5612 5602
-	# CPU and switches over the timed window only (set-up left out): the
-	# machine's, and the proxy's with the kernel workers its sockets use
-	many=$(in_cli "$BENCH" -m many -a 10.198.1.2:5612 -s 1024 -n "$CONNS" -t "$SECS" -c 0 \
-		-p "$PROXY_PID") || many=""
+	many=$(requests 5612 "$CONNS") || many=""
 	stop_proxy
 	# ports of the mode's own: the last round's MANY connections are in
 	# TIME_WAIT, and two modes' would need more ephemeral ports than there are
 	case "$MANY:$mode" in
 	0:* | *:splice | *:haproxy-splice) ;;
 	*) start_proxy "$mode" "$((5620 + $3))" "$((5630 + $3))"
-	   most=$(in_cli "$BENCH" -m many -a "10.198.1.2:$((5620 + $3))" -s 1024 -n "$MANY" -t "$SECS" -c 0 \
-		-p "$PROXY_PID") || most=""
+	   most=$(requests "$((5620 + $3))" "$MANY") || most=""
 	   stop_proxy ;;
 	esac
 	# one and eight are "Gbit/s CPU": two columns each once the spaces are tabs
@@ -173,7 +177,10 @@ round() { # mode rep index
 
 for rep in $(seq "$REPS"); do
 	i=0
-	for mode in $MODES; do round "$mode" "$rep" "$i" && i=$((i + 1)); done
+	for mode in $MODES; do
+		round "$mode" "$rep" "$i"
+		i=$((i + 1))
+	done
 done
 
 median() { # column mode
@@ -202,7 +209,7 @@ table() {
 		"$MANY connections: p99 (µs):15" "... requests/s:16" \
 		"... CPU µs per request (whole machine):17" \
 		"... CPU µs per request (the proxy and kernel workers):18"; do
-		[ "$name" = "$MANY connections: p99 (µs):15" ] && [ "$MANY" = 0 ] && break
+		[ "${name##*:}" -ge 15 ] && [ "$MANY" = 0 ] && break # the MANY rows
 		printf '| %s |' "${name%:*}"
 		for mode in $MODES; do printf ' %s |' "$(median "${name##*:}" "$mode")"; done
 		echo
