@@ -129,5 +129,6 @@ void cpu_time_read(struct cpu_time *t, int pid)
 	machine_read(&idle, &t->switches);
 	/* busy = wall time on every CPU less idle: the difference of two reads */
 	t->machine = now_ns() * sysconf(_SC_NPROCESSORS_ONLN) - idle;
-	t->side = pid > 0 ? process_ns(pid) + kernel_workers_ns() : 0;
+	t->workers = pid > 0 ? kernel_workers_ns() : 0;
+	t->side = pid > 0 ? process_ns(pid) + t->workers : 0;
 }

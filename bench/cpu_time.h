@@ -15,6 +15,7 @@ struct cpu_time {
 	unsigned long long side;     /* ns one process (all its threads) and the kernel's
 					workers (kworker, ksoftirqd) ran: a proxy's own cost,
 					the work its sockets hand to the kernel included */
+	unsigned long long workers;  /* the kernel workers' part of side */
 };
 
 /* pid 0: side stays 0 */

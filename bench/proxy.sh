@@ -167,11 +167,12 @@ round() { # mode rep index
 	   stop_proxy ;;
 	esac
 	# one and eight are "Gbit/s CPU": two columns each once the spaces are tabs
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$rep" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$rep" \
 		"$one" "$eight" "$(field mean_us "$rr")" "$(field p99_us "$rr")" "$(field mean_us "$many")" \
 		"$(field p99_us "$many")" "$(field rtt_per_s "$many")" "$(field cpu_us "$many")" \
 		"$(field side_cpu_us "$many")" "$(field switches "$many")" "$(field p99_us "$most")" \
-		"$(field rtt_per_s "$most")" "$(field cpu_us "$most")" "$(field side_cpu_us "$most")" |
+		"$(field rtt_per_s "$most")" "$(field cpu_us "$most")" "$(field side_cpu_us "$most")" \
+		"$(field worker_cpu_us "$many")" |
 		tr ' ' '\t' >>"$rows"
 }
 
@@ -205,11 +206,12 @@ table() {
 		"$CONNS connections, 1 KiB requests: mean (µs):9" "... p99 (µs):10" \
 		"... requests/s:11" "... CPU µs per request (whole machine):12" \
 		"... CPU µs per request (the proxy and kernel workers):13" \
+		"... of which kernel workers (kworker, ksoftirqd):19" \
 		"... context switches per request (whole machine):14" \
 		"$MANY connections: p99 (µs):15" "... requests/s:16" \
 		"... CPU µs per request (whole machine):17" \
 		"... CPU µs per request (the proxy and kernel workers):18"; do
-		[ "${name##*:}" -ge 15 ] && [ "$MANY" = 0 ] && break # the MANY rows
+		case "$MANY:${name##*:}" in 0:1[5-8]) continue ;; esac # the MANY rows
 		printf '| %s |' "${name%:*}"
 		for mode in $MODES; do printf ' %s |' "$(median "${name##*:}" "$mode")"; done
 		echo

@@ -469,7 +469,8 @@ int main(int argc, char **argv)
 			printf("cpu_us=%.1f switches=%.2f ", (cpu1.machine - cpu0.machine) * us,
 			       (double)(cpu1.switches - cpu0.switches) / n);
 			if (side_pid)
-				printf("side_cpu_us=%.1f ", (cpu1.side - cpu0.side) * us);
+				printf("side_cpu_us=%.1f worker_cpu_us=%.1f ", (cpu1.side - cpu0.side) * us,
+				       (cpu1.workers - cpu0.workers) * us);
 		}
 		printf("slab_per_conn=%lld ", (slab1 - slab0) / (long long)count);
 		print_slab_growth(caches0, ncaches0, caches1, ncaches1, count);
