@@ -153,6 +153,25 @@ counter() {
 	"$SB" --status --pin-dir "$PIN" | awk -F': ' -v k="$1" '$1 == k { print $2 }'
 }
 
+# bidir_bytes PORT: "client-to-server server-to-client" bytes of a 5 s
+# iperf3 --bidir run on 127.0.0.1:PORT.
+bidir_bytes() {
+	bg iperf3 -s -1 -p "$1" >/dev/null 2>&1
+	for _ in $(seq 50); do
+		ss -Hltn "sport = :$1" | grep -q . && break
+		sleep 0.1
+	done
+	iperf3 -c 127.0.0.1 -p "$1" -t 5 --bidir -J >"$TMP/bidir.json" 2>&1 ||
+		fail "iperf3 --bidir: $(tail -n 3 "$TMP/bidir.json")"
+	jq -r '"\(.end.sum_received.bytes) \(.end.sum_received_bidir_reverse.bytes)"' "$TMP/bidir.json"
+}
+
+# times_apart "A B": how many times the larger of two counts is the smaller.
+times_apart() {
+	awk -v s="$1" 'BEGIN { split(s, v, " "); a = v[1]; b = v[2]; if (a < b) { t = a; a = b; b = t }
+		printf "%.2f", (b > 0 ? a / b : 1e9) }'
+}
+
 # map_count NAME: entries in a pinned map of the test's load.
 map_count() {
 	bpftool -j map dump pinned "$PIN/$1" | jq length

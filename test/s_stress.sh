@@ -115,3 +115,22 @@ test_memory_pressure_no_kernel_warnings() {
 	[ -z "$new" ] || fail "kernel warnings during the run: $new"
 	echo "result: 8 checked 64 MiB streams both ways under a 192 MiB memory limit, no kernel warning"
 }
+
+# The issue's target for iperf3 --bidir: both directions within 2x of each
+# other (or no further apart than plain TCP's), in each of 6 runs. Not always
+# met (README "Memory"): 2 runs of 39 ended 2.05x and 2.67x apart, a direction
+# that fell back to TCP and whose writer did not let the TCP bytes drain.
+test_bidir_within_2x() {
+	local run plain bypassed by tcp over=0
+	for run in 1 2 3 4 5 6; do
+		plain=$(bidir_bytes $((5230 + run)))
+		load
+		bypassed=$(bidir_bytes $((5240 + run)))
+		unload
+		by=$(times_apart "$bypassed") tcp=$(times_apart "$plain")
+		echo "result: run $run: plain TCP ${tcp}x apart, bypassed ${by}x"
+		awk -v by="$by" -v tcp="$tcp" 'BEGIN { exit !(by <= 2 || by <= tcp) }' || over=$((over + 1))
+	done
+	[ "$over" = 0 ] || fail "$over of 6 runs more than 2x apart (and further than plain TCP)"
+}
+

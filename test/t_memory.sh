@@ -70,3 +70,18 @@ test_bulk_stream_payload_off_lo() {
 		fail "$bytes payload bytes of 1 GiB crossed lo ($pkts packets): $fallbacks"
 	echo "result: 1 GiB iperf3 stream: $bytes payload bytes on lo $fallbacks"
 }
+
+# Neither direction of an iperf3 --bidir connection starves: the two end
+# within 5x of each other, or no further apart than plain TCP's in the same
+# test. (Before the bound followed TCP's buffers, 10x; the issue's target, 2x,
+# is make stress's stress: bidir_within_2x; 2 of 39 runs missed it on 2026-12-04.)
+test_bidir_neither_direction_starves() {
+	local plain bypassed by tcp
+	plain=$(bidir_bytes 5221)
+	load
+	bypassed=$(bidir_bytes 5222)
+	by=$(times_apart "$bypassed") tcp=$(times_apart "$plain")
+	echo "result: iperf3 --bidir bytes each way: plain TCP ${plain/ / and } (${tcp}x), bypassed ${bypassed/ / and } (${by}x); through TCP $(counter passed_bytes) bytes, redirected $(counter redirected_bytes)"
+	awk -v by="$by" -v tcp="$tcp" 'BEGIN { exit !(by <= 5 || by <= tcp) }' ||
+		fail "bypassed, one direction moved ${by}x the other's bytes (plain TCP ${tcp}x)"
+}
