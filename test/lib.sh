@@ -153,8 +153,9 @@ counter() {
 	"$SB" --status --pin-dir "$PIN" | awk -F': ' -v k="$1" '$1 == k { print $2 }'
 }
 
-# bidir_bytes PORT: "client-to-server server-to-client" bytes of a 5 s
-# iperf3 --bidir run on 127.0.0.1:PORT.
+# bidir_bytes PORT: a 5 s iperf3 --bidir run on 127.0.0.1:PORT; sets BIDIR to
+# "client-to-server server-to-client" bytes. (Not in $(...): the server must
+# be one of this shell's PIDS, for the cleanup.)
 bidir_bytes() {
 	bg iperf3 -s -1 -p "$1" >/dev/null 2>&1
 	for _ in $(seq 50); do
@@ -163,7 +164,7 @@ bidir_bytes() {
 	done
 	iperf3 -c 127.0.0.1 -p "$1" -t 5 --bidir -J >"$TMP/bidir.json" 2>&1 ||
 		fail "iperf3 --bidir: $(tail -n 3 "$TMP/bidir.json")"
-	jq -r '"\(.end.sum_received.bytes) \(.end.sum_received_bidir_reverse.bytes)"' "$TMP/bidir.json"
+	BIDIR=$(jq -r '"\(.end.sum_received.bytes) \(.end.sum_received_bidir_reverse.bytes)"' "$TMP/bidir.json")
 }
 
 # times_apart "A B": how many times the larger of two counts is the smaller.
