@@ -144,6 +144,11 @@ $(OUTPUT)/nobpf.so: test/nobpf.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) -shared -fPIC $< -o $@ -ldl
 
+# LD_PRELOAD shim for the tests: a late poll() after a map update, to widen a race.
+$(OUTPUT)/slowpoll.so: test/slowpoll.c bpf/splice.h Makefile | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) -I. -shared -fPIC $< -o $@ -ldl
+
 $(BIN): $(LOADER_OBJS)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LIBBPF_LIBS) -o $@
@@ -155,7 +160,7 @@ $(OUTPUT)/tcpcheck: test/tcpcheck.c Makefile | $(OUTPUT)
 # Installs what is missing (Debian), builds, runs every test; TESTS=pattern picks some.
 test:
 	./load.sh --deps-only --test-deps
-	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
+	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/slowpoll.so $(OUTPUT)/sockbench \
 		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/sbs-example
 	./test/run.sh $(TESTS)
 
@@ -163,14 +168,14 @@ test:
 # 6.12 and (a subset) 5.10 cloud kernels; KERNELS="pkg ..." picks others.
 test-kernels:
 	./load.sh --deps-only --test-deps
-	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
+	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/slowpoll.so $(OUTPUT)/sockbench \
 		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/sbs-example
 	./test/kernels/matrix.sh $(KERNELS)
 
 # The stress suite (root, under 10 minutes): test/s_*.sh.
 stress:
 	./load.sh --deps-only --test-deps --stress-deps
-	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/sockbench \
+	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/slowpoll.so $(OUTPUT)/sockbench \
 		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/sbs-example $(OUTPUT)/asan/sockbypass \
 		$(OUTPUT)/fuzz_options
 	SUITE=s ./test/run.sh $(TESTS)

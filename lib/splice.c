@@ -763,6 +763,11 @@ static int copy_left(struct sbs_pair *p, struct dir *d)
 			err = set_ctl(p, d, true, d->no_hold);
 			if (err || !readable(d->src))
 				return err;
+			/* while flushed was set the verdict may have redirected
+			 * skbs (then left the next one here): the destination
+			 * must take those before what we read now. A caught_up
+			 * from before would let our copy overtake them */
+			caught_up = false, looked = false;
 		}
 		err = set_ctl(p, d, false, d->no_hold);
 		if (err)
