@@ -113,6 +113,11 @@ $(OUTPUT)/sbs-example: lib/example.c lib/sockbypass_splice.h $(OUTPUT)/libsockby
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -Ilib $< $(OUTPUT)/libsockbypass-splice.a $(LIBBPF_LIBS) -o $@
 
+# a test proxy that takes its sockets back mid-stream (sbs_pair_detach)
+$(OUTPUT)/detach-proxy: test/detach_proxy.c lib/sockbypass_splice.h $(OUTPUT)/libsockbypass-splice.a Makefile
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -Ilib $< $(OUTPUT)/libsockbypass-splice.a $(LIBBPF_LIBS) -o $@
+
 $(OUTPUT)/tcpmany: test/tcpmany.c Makefile | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $< -o $@
@@ -161,7 +166,7 @@ $(OUTPUT)/tcpcheck: test/tcpcheck.c Makefile | $(OUTPUT)
 test:
 	./load.sh --deps-only --test-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/slowpoll.so $(OUTPUT)/sockbench \
-		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/sbs-example
+		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/sbs-example $(OUTPUT)/detach-proxy
 	./test/run.sh $(TESTS)
 
 # The kernel matrix (root): the suite inside qemu guests running Debian's 6.1,
@@ -169,14 +174,14 @@ test:
 test-kernels:
 	./load.sh --deps-only --test-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/slowpoll.so $(OUTPUT)/sockbench \
-		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/sbs-example
+		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/sbs-example $(OUTPUT)/detach-proxy
 	./test/kernels/matrix.sh $(KERNELS)
 
 # The stress suite (root, under 10 minutes): test/s_*.sh.
 stress:
 	./load.sh --deps-only --test-deps --stress-deps
 	$(MAKE) --no-print-directory all $(OUTPUT)/tcpcheck $(OUTPUT)/nobpf.so $(OUTPUT)/slowpoll.so $(OUTPUT)/sockbench \
-		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/sbs-example $(OUTPUT)/asan/sockbypass \
+		$(OUTPUT)/tcpmany $(OUTPUT)/stall $(OUTPUT)/sbs-example $(OUTPUT)/detach-proxy $(OUTPUT)/asan/sockbypass \
 		$(OUTPUT)/fuzz_options
 	SUITE=s ./test/run.sh $(TESTS)
 

@@ -121,6 +121,9 @@ int sbs_verdict(struct __sk_buff *skb)
 	ctl = bpf_map_lookup_elem(&sbs_ctl, &cookie);
 	if (!d || !ctl)
 		return leave(NULL, len, SBS_C_PASS_UNREGISTERED);
+	/* the proxy reads this socket itself now: behind what was left before */
+	if (ctl->detached)
+		return leave(d, len, SBS_C_PASS_DETACHED);
 	may_hold = !ctl->no_hold;
 	if (d->passing) {
 		/* resume only when the library read every byte left here

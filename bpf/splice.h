@@ -55,6 +55,10 @@ struct sbs_ctl {
 			 * read consumed bytes when it last looked at the source */
 	__u32 no_hold;  /* never leave bytes on the source again: the library
 			 * passed a FIN to it, and a closed socket drops them */
+	__u32 detached; /* leave every byte on the source from now on: the
+			 * proxy took the sockets back for its own I/O
+			 * (sbs_pair_detach), and reads them there, in order */
+	__u32 pad;
 };
 
 /* Per-CPU counters, one array slot each. Keep SBS_COUNTER_NAMES in step. */
@@ -67,11 +71,12 @@ enum sbs_counter {
 	SBS_C_PASS_HELD,        /* skbs left on the source after an earlier one was */
 	SBS_C_PASS_REFUSED,     /* redirect refused by the kernel: destination gone */
 	SBS_C_RESUMED,          /* directions redirected again after the library copied */
+	SBS_C_PASS_DETACHED,    /* skbs left on a source the proxy took back */
 	SBS_C_NR,
 };
 
 #define SBS_COUNTER_NAMES                                               \
 	"redirected_msgs", "redirected_bytes", "fin", "pass_unregistered", \
-	"pass_backlog", "pass_held", "pass_refused", "resumed"
+	"pass_backlog", "pass_held", "pass_refused", "resumed", "pass_detached"
 
 #endif

@@ -11,6 +11,7 @@
  *                               (each EOF passed on after its last byte),
  *                               < 0: -errno, reset both sockets
  *   sbs_pair_free(p); close(cfd); close(bfd);
+ *   (or, to go on with the sockets yourself: sbs_pair_detach(p) until 0)
  *
  * Register the fds with EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET. The
  * library sets them non-blocking. Which path moves the bytes (the kernel's
@@ -62,6 +63,18 @@ void sbs_pair_bytes(const struct sbs_pair *p, unsigned long long *a_to_b,
 		    unsigned long long *b_to_a);
 /* One line on the pair's state, for logs (snprintf's return). */
 int sbs_pair_describe(const struct sbs_pair *p, char *buf, size_t len);
+/*
+ * Take both sockets back mid-stream, for the caller's own I/O: call it (in
+ * place of sbs_pair_step) on each event and tick until it returns 0. 1: the
+ * library still has bytes to give the other socket; 0: every byte it or the
+ * kernel took from either socket is in the other one's TCP, and what comes
+ * next waits on its socket for the caller's recv(), in order (an EOF the
+ * library saw is seen again); < 0: -errno, reset both. Then sbs_pair_free().
+ * In sockmap mode the sockets stay in the kernel's map until they close
+ * (taking them out would drop what waits there); plain recv(), send() and
+ * epoll work on them.
+ */
+int sbs_pair_detach(struct sbs_pair *p);
 /* Unregisters (sockmap) and frees; closes neither socket. */
 void sbs_pair_free(struct sbs_pair *p);
 

@@ -53,6 +53,7 @@ struct dir {
 	bool fin_seen;         /* sockmap: src's peer sent its FIN */
 	bool eof_read;         /* sockmap: src's read returned 0 (nothing left on it) */
 	bool flushed, no_hold; /* sockmap: what sbs_ctl says for this direction */
+	bool detached;         /* sockmap: sbs_ctl says the caller took the sockets back */
 	unsigned long long ctl_consumed;
 	/* sockmap: we read bytes the verdict never saw (TCP's own queue, on
 	 * kernels whose recv() does not run the verdict first): our count
@@ -77,6 +78,7 @@ struct sbs_pair {
 	struct sbs *s;
 	enum sbs_mode mode;
 	bool registered;
+	bool detached; /* sbs_pair_detach() returned 0: the sockets are the caller's */
 	struct dir d[2]; /* a -> b, b -> a */
 };
 
@@ -120,6 +122,14 @@ static int open_pin(const char *dir, const char *name)
 	return bpf_obj_get(path);
 }
 
+static bool same_value_size(int map_fd, size_t size)
+{
+	struct bpf_map_info info = {};
+	__u32 len = sizeof(info);
+
+	return !bpf_obj_get_info_by_fd(map_fd, &info, &len) && info.value_size == size;
+}
+
 /* sockmap's maps, or why not (errno). */
 static int open_sockmap(struct sbs *s, const char *pin_dir)
 {
@@ -154,6 +164,13 @@ static int open_sockmap(struct sbs *s, const char *pin_dir)
 		snprintf(s->why, sizeof(s->why), "%s holds a partial load: %s", pin_dir,
 			 strerror(errno));
 		return -ENOENT;
+	}
+	/* a load by another build would read our sbs_ctl by its own layout */
+	if (!same_value_size(s->ctl_fd, sizeof(struct sbs_ctl)) ||
+	    !same_value_size(s->dirs_fd, sizeof(struct sbs_dir))) {
+		snprintf(s->why, sizeof(s->why), "sockbypass at %s was loaded by another version "
+			 "(sudo ./unload.sh && sudo ./load.sh)", pin_dir);
+		return -EPROTO;
 	}
 	return 0;
 }
@@ -193,9 +210,9 @@ struct sbs *sbs_open(enum sbs_mode mode, const char *pin_dir)
 		return s;
 	}
 	if (mode == SBS_AUTO) {
-		/* measured (bench/proxy.sh, 2026-12-03): with thousands of pairs
-		 * the verdict serves 1.5 times splice(2)'s requests at 0.7 times
-		 * its p99; splice where the kernel path cannot work here */
+		/* the kernel path where it works, else splice(2). Not for speed:
+		 * on the kernels measured (bench/proxy.sh, README) the copy mode
+		 * is faster, as each redirected skb is sent from a kworker */
 		char why[sizeof(s->why)];
 
 		if (!open_sockmap(s, pin_dir)) {
@@ -374,7 +391,12 @@ static void unregister_pair(struct sbs_pair *p)
 	if (!p->registered)
 		return;
 	for (int i = 0; i < 2; i++) {
-		bpf_map_delete_elem(p->s->sockhash_fd, &p->d[i].src_cookie);
+		/* a detached socket stays in the SOCKHASH until it closes (the
+		 * kernel takes it out then): taking it out now would drop the
+		 * bytes the verdict left on it for the caller. Without its
+		 * entries the verdict still leaves every skb there */
+		if (!p->detached)
+			bpf_map_delete_elem(p->s->sockhash_fd, &p->d[i].src_cookie);
 		bpf_map_delete_elem(p->s->dirs_fd, &p->d[i].src_cookie);
 		bpf_map_delete_elem(p->s->ctl_fd, &p->d[i].src_cookie);
 	}
@@ -611,7 +633,7 @@ static int step_copy(struct dir *d)
 static int set_ctl(struct sbs_pair *p, struct dir *d, bool flushed, bool no_hold)
 {
 	struct sbs_ctl c = { .dst_base = d->dst_base, .consumed = d->user_read, .flushed = flushed,
-			     .no_hold = no_hold };
+			     .no_hold = no_hold, .detached = d->detached };
 
 	if (d->flushed == flushed && d->no_hold == no_hold && d->ctl_consumed == d->user_read)
 		return 0;
@@ -892,6 +914,8 @@ static bool nothing_to_do(const struct sbs_pair *p)
 
 int sbs_pair_step(struct sbs_pair *p)
 {
+	if (p->detached)
+		return -EINVAL; /* the sockets are the caller's */
 	if (nothing_to_do(p))
 		return 1;
 	for (int i = 0; i < 2; i++) {
@@ -909,6 +933,76 @@ int sbs_pair_step(struct sbs_pair *p)
 		return 0;
 	}
 	return 1;
+}
+
+/*
+ * sockmap: tell the verdict to leave every skb on src from now on, and wait
+ * out a verdict that read the old word: it runs under src's socket lock,
+ * which TCP_INFO takes. After this no skb goes to dst that we do not count.
+ */
+static int detach_ctl(struct sbs_pair *p, struct dir *d)
+{
+	struct sbs_ctl c = { .dst_base = d->dst_base, .consumed = d->user_read,
+			     .flushed = d->flushed, .no_hold = d->no_hold, .detached = 1 };
+	unsigned long long total;
+
+	if (d->detached)
+		return 0;
+	if (bpf_map_update_elem(p->s->ctl_fd, &d->src_cookie, &c, BPF_EXIST))
+		return -errno;
+	d->detached = true;
+	d->ctl_consumed = d->user_read;
+	return received(d->src, &total);
+}
+
+/* Give dst what we hold of this direction: 1 while some is left (EAGAIN). */
+static int flush_in_hand(struct dir *d)
+{
+	ssize_t n;
+
+	while (d->in_pipe) {
+		n = splice(d->pipe[0], NULL, d->dst, NULL, d->in_pipe, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n < 0)
+			return again(errno) ? 1 : -errno;
+		d->in_pipe -= n, d->moved += n, d->user_written += n;
+	}
+	while (d->off < d->len) {
+		n = send(d->dst, d->buf + d->off, d->len - d->off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0)
+			return again(errno) ? 1 : -errno;
+		d->off += n, d->moved += n, d->user_written += n;
+	}
+	return 0;
+}
+
+int sbs_pair_detach(struct sbs_pair *p)
+{
+	int busy = 0;
+
+	for (int i = 0; i < 2; i++) {
+		struct dir *d = &p->d[i];
+		bool caught_up = true;
+		int err;
+
+		if (d->sockmap) {
+			/* the kernel's bytes go first, then what we hold */
+			err = detach_ctl(p, d) ?: dst_caught_up(p, d, &caught_up);
+			if (err)
+				return err;
+			if (!caught_up) {
+				busy = 1;
+				continue;
+			}
+		}
+		err = flush_in_hand(d);
+		if (err < 0)
+			return err;
+		busy |= err;
+	}
+	if (busy)
+		return 1;
+	p->detached = true;
+	return 0;
 }
 
 int sbs_pair_tick_ms(const struct sbs_pair *p)

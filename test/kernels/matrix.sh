@@ -49,6 +49,8 @@ kernel_cases+=",errors: degraded,order: fionread,order: waitall,trace: trace_lin
 kernel_cases+=",memory: stalled,memory: memory_limit,proxy: sockmap_every,proxy: eof_after,portmap: names"
 # bytes before registration: 5.10's verdict repeated half-read skbs (README, the proxy splice)
 kernel_cases+=",proxy: bytes_and_fin"
+# the sockets handed back mid-stream: what the verdict left waits on them for recv()
+kernel_cases+=",proxy: detach"
 wider_cases="$kernel_cases,limits:,order: msg_peek,order: half_close_client,counters: counters_match"
 wider_cases+=",proxy: copy_and_splice,faults: peer_killed"
 if [ $# -gt 0 ]; then kernels="$*"; else

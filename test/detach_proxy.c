@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * A one-connection proxy for the tests of sbs_pair_detach(): from
+ * 127.0.0.1:LISTEN_PORT to 127.0.0.1:BACKEND_PORT, the library forwards
+ * until AFTER bytes went through (both ways together), then takes the
+ * sockets back and forwards the rest with its own recv() and send(),
+ * passing each EOF on. Prints what it did on stderr; exit 1 on an error.
+ *
+ *   detach_proxy LISTEN_PORT BACKEND_PORT MODE PIN_DIR AFTER
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "sockbypass_splice.h"
+
+static int tcp_socket(int port, int listening)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+
+	if (fd < 0)
+		return -1;
+	if (listening) {
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 1))
+			return -1;
+	} else if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		return -1;
+	}
+	return fd;
+}
+
+/* Run the library's loop on ep until step() says stop; that result. */
+static int run(int ep, struct sbs_pair *p, int (*step)(struct sbs_pair *),
+	       unsigned long long until)
+{
+	unsigned long long ab, ba;
+	int r;
+
+	for (;;) {
+		struct epoll_event evs[2];
+
+		epoll_wait(ep, evs, 2, sbs_pair_tick_ms(p) < 0 ? 20 : sbs_pair_tick_ms(p));
+		r = step(p);
+		if (r != 1)
+			return r;
+		sbs_pair_bytes(p, &ab, &ba);
+		if (ab + ba >= until)
+			return 1;
+	}
+}
+
+/* The rest, ours: poll both, copy what comes, pass each EOF on. */
+static int copy_rest(int a, int b, unsigned long long *copied)
+{
+	int fds[2] = { a, b };
+	bool eof[2] = { false, false };
+	static char buf[65536];
+
+	while (!eof[0] || !eof[1]) {
+		struct pollfd pfd[2] = { { .fd = a, .events = eof[0] ? 0 : POLLIN },
+					 { .fd = b, .events = eof[1] ? 0 : POLLIN } };
+
+		if (poll(pfd, 2, 5000) <= 0)
+			return -1;
+		for (int i = 0; i < 2; i++) {
+			ssize_t n, off = 0, w;
+
+			if (eof[i] || !(pfd[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			n = recv(fds[i], buf, sizeof(buf), MSG_DONTWAIT);
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				continue;
+			if (n < 0)
+				return -1;
+			if (n == 0) {
+				eof[i] = true;
+				shutdown(fds[!i], SHUT_WR);
+				continue;
+			}
+			while (off < n) {
+				struct pollfd out = { .fd = fds[!i], .events = POLLOUT };
+
+				w = send(fds[!i], buf + off, n - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+				if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+					poll(&out, 1, 1000);
+					continue;
+				}
+				if (w < 0)
+					return -1;
+				off += w;
+			}
+			*copied += n;
+		}
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *modes[] = { "auto", "sockmap", "splice", "copy" };
+	enum sbs_mode mode = SBS_AUTO;
+	unsigned long long ab, ba, copied = 0;
+	struct sbs_pair *p;
+	struct sbs *s;
+	int lfd, cfd, bfd, ep, r;
+
+	if (argc != 6) {
+		fprintf(stderr, "usage: %s LISTEN_PORT BACKEND_PORT MODE PIN_DIR AFTER\n", argv[0]);
+		return 2;
+	}
+	for (int i = 0; i < 4; i++)
+		if (!strcmp(argv[3], modes[i]))
+			mode = (enum sbs_mode)i;
+	s = sbs_open(mode, argv[4]);
+	lfd = tcp_socket(atoi(argv[1]), 1);
+	if (!s || lfd < 0) {
+		perror(!s ? "sbs_open" : "listen");
+		return 1;
+	}
+	fprintf(stderr, "detach_proxy: %s\n", sbs_why(s));
+	cfd = accept(lfd, NULL, NULL);
+	bfd = tcp_socket(atoi(argv[2]), 0);
+	p = cfd >= 0 && bfd >= 0 ? sbs_pair_new(s, cfd, bfd) : NULL;
+	ep = epoll_create1(0);
+	if (!p || ep < 0) {
+		perror("detach_proxy: accept, connect or sbs_pair_new");
+		return 1;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
+
+		epoll_ctl(ep, EPOLL_CTL_ADD, i ? bfd : cfd, &ev);
+	}
+	r = run(ep, p, sbs_pair_step, strtoull(argv[5], NULL, 0));
+	if (r == 1)
+		r = run(ep, p, sbs_pair_detach, ~0ULL);
+	sbs_pair_bytes(p, &ab, &ba);
+	fprintf(stderr, "detach_proxy: %s, the library moved %llu and %llu bytes, %s\n",
+		sbs_mode_name(sbs_pair_mode(p)), ab, ba,
+		r == 0 ? "then gave the sockets back" : "error");
+	sbs_pair_free(p);
+	close(ep);
+	if (r < 0) {
+		fprintf(stderr, "detach_proxy: %s\n", strerror(-r));
+		return 1;
+	}
+	r = copy_rest(cfd, bfd, &copied);
+	fprintf(stderr, "detach_proxy: %s, %llu bytes copied after\n",
+		r ? "copying the rest failed" : "done", copied);
+	close(cfd);
+	close(bfd);
+	return r ? 1 : 0;
+}
