@@ -23,6 +23,7 @@ enum sb_exit {
 	/* 17 is sockbypass-proxy's: it cannot listen on --listen */
 	SB_EXIT_PORT_MAPPED = 18,   /* portmap add: the port is mapped in that cgroup already */
 	SB_EXIT_PORT_UNMAPPED = 19, /* portmap remove: the cgroup does not map the port */
+	/* 20 is sockbypass-proxy's: --mode sockmap, sockbypass loaded by another version */
 };
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

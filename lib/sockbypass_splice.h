@@ -41,7 +41,8 @@ struct sbs_pair;
  * The process's handle. SBS_AUTO picks the best mode that works here;
  * asking for SBS_SOCKMAP where it cannot work fails (NULL, errno:
  * EPERM without privileges, ENOENT if sockbypass is not loaded at pin_dir,
- * EOPNOTSUPP on a kernel without verdict-only sockmap). pin_dir NULL:
+ * EOPNOTSUPP on a kernel without verdict-only sockmap, EPROTO if another
+ * version of sockbypass loaded it: its maps' layout differs). pin_dir NULL:
  * /sys/fs/bpf/sockbypass.
  */
 struct sbs *sbs_open(enum sbs_mode mode, const char *pin_dir);

@@ -30,6 +30,7 @@ enum {
 	EXIT_KERNEL = 4,      /* --mode sockmap on a kernel without it */
 	EXIT_NOT_LOADED = 12, /* --mode sockmap, sockbypass not loaded */
 	EXIT_LISTEN = 17,     /* cannot listen: address in use, not ours */
+	EXIT_STALE = 20,      /* --mode sockmap, sockbypass loaded by another version */
 };
 
 #define MAX_BACKENDS 64
@@ -89,7 +90,7 @@ static void usage(FILE *f)
 	      "\n"
 	      "Exit status: 0 done, 1 internal error, 2 bad arguments, 3 sockmap mode without\n"
 	      "privileges, 4 kernel without verdict-only sockmap, 12 sockbypass not loaded,\n"
-	      "17 cannot listen on ADDR:PORT.\n", f);
+	      "17 cannot listen on ADDR:PORT, 20 sockbypass loaded by another version.\n", f);
 }
 
 /* "ADDR:PORT" or "[V6ADDR]:PORT" -> sockaddr; names resolve too. */
@@ -349,6 +350,7 @@ static int mode_exit(int err)
 	case EPERM: case EACCES: return EXIT_PERM;
 	case EOPNOTSUPP: return EXIT_KERNEL;
 	case ENOENT: return EXIT_NOT_LOADED;
+	case EPROTO: return EXIT_STALE;
 	default: return EXIT_INTERNAL;
 	}
 }
@@ -449,6 +451,8 @@ int main(int argc, char **argv)
 			err == EOPNOTSUPP ? "this kernel cannot splice in sockmap (Linux 5.13+, and "
 					    "load.sh did not warn); use --mode splice" :
 			err == EPERM ? "no permission to open sockbypass's pins: run as root" :
+			err == EPROTO ? "sockbypass was loaded by another version; reload it "
+					"(sudo ./unload.sh && sudo ./load.sh)" :
 			strerror(err));
 		return mode_exit(err);
 	}

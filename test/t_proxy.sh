@@ -396,6 +396,18 @@ test_bad_input_gets_one_line_and_its_code() {
 		--sndbuf 2G
 	check 12 "not loaded" --listen 127.0.0.1:9300 --connect 127.0.0.1:1 --mode sockmap \
 		--pin-dir "$PIN"
+	# maps of another layout, as a load by another version leaves them (the
+	# package upgraded while loaded): the library must not write them
+	local other
+	other="$(dirname "$PIN")/other-version"
+	mkdir -p "$other"
+	if ! bpftool map create "$other/sbs_sockhash" type sockhash key 8 value 8 entries 16 name sbs_sockhash ||
+		! bpftool map create "$other/sbs_dirs" type hash key 8 value 40 entries 16 name sbs_dirs ||
+		! bpftool map create "$other/sbs_ctl" type hash key 8 value 24 entries 16 name sbs_ctl; then
+		fail "bpftool map create"
+	fi
+	check 20 "loaded by another version; reload it" --listen 127.0.0.1:9300 --connect 127.0.0.1:1 \
+		--mode sockmap --pin-dir "$other"
 	bg "$TCPCHECK" -l -a 127.0.0.1 -p 9302 -f "$TMP/ready.busy" -s 0 -r 0
 	wait_file "$TMP/ready.busy"
 	check 17 "cannot listen on 127.0.0.1:9302: Address already in use" \
