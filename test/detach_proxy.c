@@ -20,19 +20,35 @@
 #include <unistd.h>
 #include "sockbypass_splice.h"
 
-static int tcp_socket(int port, int listening)
+static struct sockaddr_in loopback(int port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	return (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons(port),
+				     .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+}
+
+/* A listening socket on 127.0.0.1:port, or -1. */
+static int listen_on(int port)
+{
+	struct sockaddr_in a = loopback(port);
 	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 
 	if (fd < 0)
 		return -1;
-	if (listening) {
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 1))
-			return -1;
-	} else if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 1)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int connect_to(int port)
+{
+	struct sockaddr_in a = loopback(port);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
 		return -1;
 	}
 	return fd;
@@ -121,14 +137,16 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[3], modes[i]))
 			mode = (enum sbs_mode)i;
 	s = sbs_open(mode, argv[4]);
-	lfd = tcp_socket(atoi(argv[1]), 1);
+	lfd = listen_on(atoi(argv[1]));
 	if (!s || lfd < 0) {
 		perror(!s ? "sbs_open" : "listen");
 		return 1;
 	}
+	/* the test waits for this line before it connects */
 	fprintf(stderr, "detach_proxy: %s\n", sbs_why(s));
 	cfd = accept(lfd, NULL, NULL);
-	bfd = tcp_socket(atoi(argv[2]), 0);
+	close(lfd);
+	bfd = connect_to(atoi(argv[2]));
 	p = cfd >= 0 && bfd >= 0 ? sbs_pair_new(s, cfd, bfd) : NULL;
 	ep = epoll_create1(0);
 	if (!p || ep < 0) {
