@@ -562,6 +562,26 @@ static int splice_or_copy(struct dir *d, ssize_t *n)
 	return 1;
 }
 
+/* Give dst what we hold of this direction: 1 while some is left (EAGAIN). */
+static int flush_in_hand(struct dir *d)
+{
+	ssize_t n;
+
+	while (d->in_pipe) {
+		n = splice(d->pipe[0], NULL, d->dst, NULL, d->in_pipe, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+		if (n < 0)
+			return again(errno) ? 1 : -errno;
+		d->in_pipe -= n, d->moved += n, d->user_written += n;
+	}
+	while (d->off < d->len) {
+		n = send(d->dst, d->buf + d->off, d->len - d->off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0)
+			return again(errno) ? 1 : -errno;
+		d->off += n, d->moved += n, d->user_written += n;
+	}
+	return 0;
+}
+
 /* Copy (or splice) what src has for dst: until EAGAIN on either side. */
 static int copy_some(struct dir *d)
 {
@@ -583,13 +603,9 @@ static int copy_some(struct dir *d)
 				else
 					d->in_pipe = n, d->user_read += n;
 			}
-			while (d->in_pipe) {
-				n = splice(d->pipe[0], NULL, d->dst, NULL, d->in_pipe,
-					   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-				if (n < 0)
-					return again(errno) ? 0 : -errno;
-				d->in_pipe -= n, d->moved += n, d->user_written += n;
-			}
+			err = flush_in_hand(d);
+			if (err)
+				return err < 0 ? err : 0;
 			if (d->rdhup)
 				return 0;
 			continue;
@@ -603,12 +619,9 @@ static int copy_some(struct dir *d)
 			else
 				d->off = 0, d->len = n, d->user_read += n;
 		}
-		while (d->off < d->len) {
-			n = send(d->dst, d->buf + d->off, d->len - d->off, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (n < 0)
-				return again(errno) ? 0 : -errno;
-			d->off += n, d->moved += n, d->user_written += n;
-		}
+		err = flush_in_hand(d);
+		if (err)
+			return err < 0 ? err : 0;
 		if (d->rdhup)
 			return 0;
 	}
@@ -629,20 +642,27 @@ static int step_copy(struct dir *d)
 	return 0;
 }
 
-/* Tell the verdict what this direction's library side is doing. */
-static int set_ctl(struct sbs_pair *p, struct dir *d, bool flushed, bool no_hold)
+/* Write this direction's sbs_ctl, and keep what it says in d. */
+static int write_ctl(struct sbs_pair *p, struct dir *d, bool flushed, bool no_hold, bool detached)
 {
 	struct sbs_ctl c = { .dst_base = d->dst_base, .consumed = d->user_read, .flushed = flushed,
-			     .no_hold = no_hold, .detached = d->detached };
+			     .no_hold = no_hold, .detached = detached };
 
-	if (d->flushed == flushed && d->no_hold == no_hold && d->ctl_consumed == d->user_read)
-		return 0;
 	if (bpf_map_update_elem(p->s->ctl_fd, &d->src_cookie, &c, BPF_EXIST))
 		return -errno;
 	d->flushed = flushed;
 	d->no_hold = no_hold;
+	d->detached = detached;
 	d->ctl_consumed = d->user_read;
 	return 0;
+}
+
+/* Tell the verdict what this direction's library side is doing. */
+static int set_ctl(struct sbs_pair *p, struct dir *d, bool flushed, bool no_hold)
+{
+	if (d->flushed == flushed && d->no_hold == no_hold && d->ctl_consumed == d->user_read)
+		return 0;
+	return write_ctl(p, d, flushed, no_hold, d->detached);
 }
 
 /* Bytes (or the EOF) wait on fd for a read. */
@@ -942,37 +962,11 @@ int sbs_pair_step(struct sbs_pair *p)
  */
 static int detach_ctl(struct sbs_pair *p, struct dir *d)
 {
-	struct sbs_ctl c = { .dst_base = d->dst_base, .consumed = d->user_read,
-			     .flushed = d->flushed, .no_hold = d->no_hold, .detached = 1 };
 	unsigned long long total;
 
 	if (d->detached)
 		return 0;
-	if (bpf_map_update_elem(p->s->ctl_fd, &d->src_cookie, &c, BPF_EXIST))
-		return -errno;
-	d->detached = true;
-	d->ctl_consumed = d->user_read;
-	return received(d->src, &total);
-}
-
-/* Give dst what we hold of this direction: 1 while some is left (EAGAIN). */
-static int flush_in_hand(struct dir *d)
-{
-	ssize_t n;
-
-	while (d->in_pipe) {
-		n = splice(d->pipe[0], NULL, d->dst, NULL, d->in_pipe, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-		if (n < 0)
-			return again(errno) ? 1 : -errno;
-		d->in_pipe -= n, d->moved += n, d->user_written += n;
-	}
-	while (d->off < d->len) {
-		n = send(d->dst, d->buf + d->off, d->len - d->off, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n < 0)
-			return again(errno) ? 1 : -errno;
-		d->off += n, d->moved += n, d->user_written += n;
-	}
-	return 0;
+	return write_ctl(p, d, d->flushed, d->no_hold, true) ?: received(d->src, &total);
 }
 
 int sbs_pair_detach(struct sbs_pair *p)
