@@ -173,6 +173,24 @@ times_apart() {
 		printf "%.2f", (b > 0 ? a / b : 1e9) }'
 }
 
+# bidir_plain_then_bypassed PORT: bidir_bytes on PORT with nothing loaded, then
+# load and again on PORT+1. Sets BIDIR_PLAIN and BIDIR_BYPASSED (bytes each way) and
+# PLAIN_APART and BYPASSED_APART (times_apart of each).
+bidir_plain_then_bypassed() {
+	bidir_bytes "$1"
+	BIDIR_PLAIN=$BIDIR
+	load
+	bidir_bytes $(($1 + 1))
+	BIDIR_BYPASSED=$BIDIR
+	PLAIN_APART=$(times_apart "$BIDIR_PLAIN") BYPASSED_APART=$(times_apart "$BIDIR_BYPASSED")
+}
+
+# bidir_fair LIMIT: the bypassed directions ended within LIMIT times of each
+# other, or no further apart than plain TCP's.
+bidir_fair() {
+	awk -v by="$BYPASSED_APART" -v tcp="$PLAIN_APART" -v lim="$1" 'BEGIN { exit !(by <= lim || by <= tcp) }'
+}
+
 # map_count NAME: entries in a pinned map of the test's load.
 map_count() {
 	bpftool -j map dump pinned "$PIN/$1" | jq length

@@ -59,6 +59,17 @@ through() {
 	wait "$SERVER_PID" || fail "server side broke (bytes lost or reordered)"
 }
 
+# started_with PATTERN FILE: a proxy run in the background wrote PATTERN to
+# FILE (its stderr) within 5 s, so it listens; else the test fails.
+started_with() {
+	local _
+	for _ in $(seq 100); do
+		grep -q "$1" "$2" && return 0
+		sleep 0.05
+	done
+	fail "no '$1' from the proxy: $(cat "$2")"
+}
+
 # backend read SECONDS | answer COUNT: test/proxy_backend.py on 127.0.0.1:9301,
 # listening when this returns; its pid in BACKEND_PID, its output in backend.out.
 backend() {

@@ -92,8 +92,8 @@ test_copy_after_a_resume_waits_for_the_redirected() {
 	# sockbypass-proxy so slow a poll() kept the first pair copying)
 	LD_PRELOAD="$TOP/.output/slowpoll.so" SLOWPOLL_US=3000 \
 		bg "$TOP/.output/sbs-example" 9300 9301 sockmap "$PIN" 2>"$TMP/proxy.err"
+	started_with "example: sockmap" "$TMP/proxy.err"
 	local _
-	for _ in $(seq 100); do grep -q "example: sockmap" "$TMP/proxy.err" && break; sleep 0.05; done
 	for _ in $(seq 10); do
 		through -s 8M -r 8M -R 4K -d 100 -- -s 8M -r 8M -R 4K -d 100
 	done
@@ -117,7 +117,7 @@ test_detach_gives_the_sockets_back_mid_stream() {
 		for readers in fast slow; do
 			bg "$TOP/.output/detach-proxy" 9300 9301 "$mode" "$PIN" 4194304 2>"$TMP/proxy.err"
 			local pid=$!
-			for _ in $(seq 100); do grep -q "detach_proxy: $mode" "$TMP/proxy.err" && break; sleep 0.05; done
+			started_with "detach_proxy: $mode" "$TMP/proxy.err"
 			if [ "$readers" = fast ]; then
 				through -s 16M -r 16M -- -s 16M -r 16M
 			else
@@ -327,8 +327,7 @@ test_library_example_forwards_byte_exact() {
 	for mode in $(proxy_modes); do
 		bg "$TOP/.output/sbs-example" 9300 9301 "$mode" "$PIN" 2>"$TMP/example.err"
 		local ex=$!
-		for _ in $(seq 100); do grep -q "example: $mode" "$TMP/example.err" && break; sleep 0.05; done
-		grep -q "example: $mode" "$TMP/example.err" || fail "$mode: $(cat "$TMP/example.err")"
+		started_with "example: $mode" "$TMP/example.err"
 		through -s 16M -r 16M -- -s 16M -r 16M
 		through -s 1 -r 1 -- -s 1 -r 1
 		kill "$ex"
