@@ -106,7 +106,6 @@ int sbs_verdict(struct __sk_buff *skb)
 	__u32 len = skb->len;
 	struct sbs_ctl *ctl;
 	struct sbs_dir *d;
-	bool may_hold;
 
 	/*
 	 * A FIN arrives as an skb without data. TCP has recorded it (the
@@ -124,18 +123,17 @@ int sbs_verdict(struct __sk_buff *skb)
 	/* the proxy reads this socket itself now: behind what was left before */
 	if (ctl->detached)
 		return leave(d, len, SBS_C_PASS_DETACHED);
-	may_hold = !ctl->no_hold;
 	if (d->passing) {
 		/* resume only when the library read every byte left here
 		 * (none in the kernel's queues, none in transit to them) and
 		 * holds none: then nothing this skb could overtake exists */
 		if (!ctl->flushed || ctl->consumed != d->passed_bytes)
 			return leave(d, len, SBS_C_PASS_HELD);
-		if (may_hold && backlog(d, ctl) > SBS_BACKLOG_BYTES / 2)
+		if (backlog(d, ctl) > SBS_BACKLOG_BYTES / 2)
 			return leave(d, len, SBS_C_PASS_HELD);
 		d->passing = 0;
 		count(SBS_C_RESUMED, 1);
-	} else if (may_hold && backlog(d, ctl) > SBS_BACKLOG_BYTES) {
+	} else if (backlog(d, ctl) > SBS_BACKLOG_BYTES) {
 		return leave(d, len, SBS_C_PASS_BACKLOG);
 	}
 	/* SK_PASS here means "redirect it": the kernel's own verdict is internal */

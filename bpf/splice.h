@@ -53,12 +53,12 @@ struct sbs_ctl {
 			 * sets flushed only with none in hand) */
 	__u32 flushed;  /* the library holds no byte of this direction and had
 			 * read consumed bytes when it last looked at the source */
-	__u32 no_hold;  /* never leave bytes on the source again: the library
-			 * passed a FIN to it, and a closed socket drops them */
 	__u32 detached; /* leave every byte on the source from now on: the
 			 * proxy took the sockets back for its own I/O
 			 * (sbs_pair_detach), and reads them there, in order */
-	__u32 pad;
+	/* was no_hold (never leave bytes after a FIN went to the source);
+	 * kept as room so the layout, and older libraries, still fit */
+	__u32 pad[2];
 };
 
 /* Per-CPU counters, one array slot each. Keep SBS_COUNTER_NAMES in step. */

@@ -52,7 +52,7 @@ struct dir {
 	bool rdhup;            /* copy, splice: src's read returned 0 */
 	bool fin_seen;         /* sockmap: src's peer sent its FIN */
 	bool eof_read;         /* sockmap: src's read returned 0 (nothing left on it) */
-	bool flushed, no_hold; /* sockmap: what sbs_ctl says for this direction */
+	bool flushed;          /* sockmap: what sbs_ctl says for this direction */
 	bool detached;         /* sockmap: sbs_ctl says the caller took the sockets back */
 	unsigned long long ctl_consumed;
 	/* sockmap: we read bytes the verdict never saw (TCP's own queue, on
@@ -643,26 +643,25 @@ static int step_copy(struct dir *d)
 }
 
 /* Write this direction's sbs_ctl, and keep what it says in d. */
-static int write_ctl(struct sbs_pair *p, struct dir *d, bool flushed, bool no_hold, bool detached)
+static int write_ctl(struct sbs_pair *p, struct dir *d, bool flushed, bool detached)
 {
 	struct sbs_ctl c = { .dst_base = d->dst_base, .consumed = d->user_read, .flushed = flushed,
-			     .no_hold = no_hold, .detached = detached };
+			     .detached = detached };
 
 	if (bpf_map_update_elem(p->s->ctl_fd, &d->src_cookie, &c, BPF_EXIST))
 		return -errno;
 	d->flushed = flushed;
-	d->no_hold = no_hold;
 	d->detached = detached;
 	d->ctl_consumed = d->user_read;
 	return 0;
 }
 
 /* Tell the verdict what this direction's library side is doing. */
-static int set_ctl(struct sbs_pair *p, struct dir *d, bool flushed, bool no_hold)
+static int set_ctl(struct sbs_pair *p, struct dir *d, bool flushed)
 {
-	if (d->flushed == flushed && d->no_hold == no_hold && d->ctl_consumed == d->user_read)
+	if (d->flushed == flushed && d->ctl_consumed == d->user_read)
 		return 0;
-	return write_ctl(p, d, flushed, no_hold, d->detached);
+	return write_ctl(p, d, flushed, d->detached);
 }
 
 /* Bytes (or the EOF) wait on fd for a read. */
@@ -802,7 +801,7 @@ static int copy_left(struct sbs_pair *p, struct dir *d)
 		} else if (!readable(d->src)) {
 			if (d->flushed || d->direct_reads)
 				return 0;
-			err = set_ctl(p, d, true, d->no_hold);
+			err = set_ctl(p, d, true);
 			if (err || !readable(d->src))
 				return err;
 			/* while flushed was set the verdict may have redirected
@@ -811,7 +810,7 @@ static int copy_left(struct sbs_pair *p, struct dir *d)
 			 * from before would let our copy overtake them */
 			caught_up = false, looked = false;
 		}
-		err = set_ctl(p, d, false, d->no_hold);
+		err = set_ctl(p, d, false);
 		if (err)
 			return err;
 		n = recv_left(d);
@@ -836,36 +835,6 @@ static int copy_left(struct sbs_pair *p, struct dir *d)
 }
 
 /*
- * Before a FIN goes to sock: the direction reading from sock must never
- * leave bytes there again (a socket that closes drops them), and must hold
- * nothing now. False: not yet, try again later.
- */
-static int quiesce_source(struct sbs_pair *p, struct dir *o, bool *ready)
-{
-	unsigned long long total;
-	struct sbs_dir v;
-	int err;
-
-	*ready = false;
-	if (o->done || !o->sockmap) {
-		*ready = true;
-		return 0;
-	}
-	err = set_ctl(p, o, o->flushed, true) ?: copy_left(p, o) ?: kernel_moved(p, o, &v) ?:
-	      received(o->src, &total);
-	if (err || o->off < o->len)
-		return err;
-	/* every byte it will ever receive is in (its FIN came, all counted) */
-	if (o->fin_seen && all_handled(o, &v, total))
-		*ready = true;
-	/* or: all it left is read, and "flushed" makes the verdict redirect
-	 * (never leave) whatever comes next */
-	else if (!o->direct_reads && o->flushed && o->user_read == v.passed_bytes)
-		*ready = true;
-	return 0;
-}
-
-/*
  * sockmap. EOF: src saw the FIN and every byte it received (plus 1 for the
  * FIN) was sent on by the kernel or copied by us; then, once the
  * destination's TCP holds it all, the FIN goes on.
@@ -874,7 +843,7 @@ static int step_sockmap(struct sbs_pair *p, struct dir *d)
 {
 	unsigned long long total;
 	struct sbs_dir v;
-	bool caught_up, ready;
+	bool caught_up;
 	int err;
 
 	err = copy_left(p, d);
@@ -890,9 +859,6 @@ static int step_sockmap(struct sbs_pair *p, struct dir *d)
 		return 0; /* the verdict (or we) have not handled every byte yet */
 	err = dst_caught_up(p, d, &caught_up);
 	if (err || !caught_up)
-		return err;
-	err = quiesce_source(p, &p->d[d == &p->d[0]], &ready);
-	if (err || !ready)
 		return err;
 	d->moved = v.redirected_bytes + d->user_written;
 	if (shutdown(d->dst, SHUT_WR) && errno != ENOTCONN)
@@ -966,7 +932,7 @@ static int detach_ctl(struct sbs_pair *p, struct dir *d)
 
 	if (d->detached)
 		return 0;
-	return write_ctl(p, d, d->flushed, d->no_hold, true) ?: received(d->src, &total);
+	return write_ctl(p, d, d->flushed, true) ?: received(d->src, &total);
 }
 
 int sbs_pair_detach(struct sbs_pair *p)
@@ -1035,12 +1001,11 @@ static int describe_dir(const struct sbs_pair *p, const struct dir *d, char *buf
 	received(d->src, &got);
 	taken(d->dst, &took);
 	ioctl(d->src, SIOCINQ, &inq); /* TCP's own queue, which the verdict has not seen */
-	return n + snprintf(buf + n, len - n, " kernel redirected %llu passed %llu%s%s%s%s"
+	return n + snprintf(buf + n, len - n, " kernel redirected %llu passed %llu%s%s%s"
 			    " src received %llu unread in TCP %d dst taken %llu",
 			    (unsigned long long)v.redirected_bytes, (unsigned long long)v.passed_bytes,
 			    v.passing ? " passing" : "", d->flushed ? " flushed" : "",
-			    d->no_hold ? " no_hold" : "", readable(d->src) ? " readable" : "", got, inq,
-			    took);
+			    readable(d->src) ? " readable" : "", got, inq, took);
 }
 
 int sbs_pair_describe(const struct sbs_pair *p, char *buf, size_t len)

@@ -64,6 +64,23 @@ test_eof_after_the_last_byte_either_side_first() {
 	echo "result: 6 transfers, both orders, byte-exact; FINs the verdict dropped: $(counter proxy_fin)"
 }
 
+# A request, a half-close, then a long answer to a slow reader: the proxy
+# passed the client's FIN to the backend, and the bound leaves the answer's
+# bytes on the proxy's backend socket while the client is behind, also when
+# the backend's own FIN closes that socket's connection (FIN_WAIT2 to
+# TIME_WAIT) with bytes still left on it: they must all come.
+test_a_half_closed_clients_slow_answer_loses_nothing() {
+	load_for_proxy
+	sockmap_supported
+	proxy sockmap
+	through -s 8M -S 300 -r 1 -- -s 1 -S 100 -r 8M -R 16K -d 2000
+	through -s 8M -S 300 -r 1 -k 7 -- -s 1 -S 100 -r 8M -R 16K -d 2000 -k 7
+	proxy_stop
+	grep -q "2 connections.*sockmap 2.*0 reset" "$TMP/proxy.err" || fail "$(cat "$TMP/proxy.err")"
+	assert_gt "$(counter proxy_pass_backlog)" 0 "skbs left on the backend's socket after the client's FIN"
+	echo "result: 2 answers of 8 MiB to half-closed slow clients, byte-exact; skbs left for the bound: $(counter proxy_pass_backlog)"
+}
+
 # Small receive buffers on the proxy's sockets (--rcvbuf): the verdict's
 # skbs and the library's reads meet a full buffer all the time, and the tail
 # after each FIN must still arrive, byte-exact. (Written for the 5.10 hang
