@@ -2,11 +2,15 @@
 /*
  * A one-connection proxy for the tests of sbs_pair_detach(): from
  * 127.0.0.1:LISTEN_PORT to 127.0.0.1:BACKEND_PORT, the library forwards
- * until AFTER bytes went through (both ways together), then takes the
- * sockets back and forwards the rest with its own recv() and send(),
- * passing each EOF on. Prints what it did on stderr; exit 1 on an error.
+ * until AFTER bytes went through (both ways together), or for AFTER
+ * milliseconds ("500ms"), then takes the sockets back and forwards the rest
+ * with its own recv() and send(), passing each EOF on. Prints what it did
+ * on stderr; exit 1 on an error.
  *
- *   detach_proxy LISTEN_PORT BACKEND_PORT MODE PIN_DIR AFTER
+ * With SNDBUF, both sockets' SO_SNDBUF: a backend that stalls then takes
+ * little, so bytes the kernel redirected wait in its queue for room.
+ *
+ *   detach_proxy LISTEN_PORT BACKEND_PORT MODE PIN_DIR AFTER [SNDBUF]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,6 +21,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "sockbypass_splice.h"
 
@@ -54,9 +59,21 @@ static int connect_to(int port)
 	return fd;
 }
 
-/* Run the library's loop on ep until step() says stop; that result. */
+static unsigned long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ULL + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Run the library's loop on ep until step() says stop (that result), or
+ * returns 1 once `bytes` went through or at `deadline` (ms, 0: none);
+ * counts in *busy the steps that said "not yet".
+ */
 static int run(int ep, struct sbs_pair *p, int (*step)(struct sbs_pair *),
-	       unsigned long long until)
+	       unsigned long long bytes, unsigned long long deadline, unsigned long *busy)
 {
 	unsigned long long ab, ba;
 	int r;
@@ -68,8 +85,9 @@ static int run(int ep, struct sbs_pair *p, int (*step)(struct sbs_pair *),
 		r = step(p);
 		if (r != 1)
 			return r;
+		(*busy)++;
 		sbs_pair_bytes(p, &ab, &ba);
-		if (ab + ba >= until)
+		if (ab + ba >= bytes || (deadline && now_ms() >= deadline))
 			return 1;
 	}
 }
@@ -124,13 +142,16 @@ int main(int argc, char **argv)
 {
 	const char *modes[] = { "auto", "sockmap", "splice", "copy" };
 	enum sbs_mode mode = SBS_AUTO;
-	unsigned long long ab, ba, copied = 0;
+	unsigned long long ab, ba, copied = 0, after;
+	unsigned long steps = 0, waits = 0;
+	char *unit;
 	struct sbs_pair *p;
 	struct sbs *s;
 	int lfd, cfd, bfd, ep, r;
 
-	if (argc != 6) {
-		fprintf(stderr, "usage: %s LISTEN_PORT BACKEND_PORT MODE PIN_DIR AFTER\n", argv[0]);
+	if (argc != 6 && argc != 7) {
+		fprintf(stderr, "usage: %s LISTEN_PORT BACKEND_PORT MODE PIN_DIR AFTER [SNDBUF]\n",
+			argv[0]);
 		return 2;
 	}
 	for (int i = 0; i < 4; i++)
@@ -147,6 +168,12 @@ int main(int argc, char **argv)
 	cfd = accept(lfd, NULL, NULL);
 	close(lfd);
 	bfd = connect_to(atoi(argv[2]));
+	if (argc == 7 && cfd >= 0 && bfd >= 0) {
+		int sndbuf = atoi(argv[6]);
+
+		setsockopt(cfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		setsockopt(bfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	}
 	p = cfd >= 0 && bfd >= 0 ? sbs_pair_new(s, cfd, bfd) : NULL;
 	ep = epoll_create1(0);
 	if (!p || ep < 0) {
@@ -158,13 +185,17 @@ int main(int argc, char **argv)
 
 		epoll_ctl(ep, EPOLL_CTL_ADD, i ? bfd : cfd, &ev);
 	}
-	r = run(ep, p, sbs_pair_step, strtoull(argv[5], NULL, 0));
+	after = strtoull(argv[5], &unit, 0);
+	if (!strcmp(unit, "ms"))
+		r = run(ep, p, sbs_pair_step, ~0ULL, now_ms() + after, &steps);
+	else
+		r = run(ep, p, sbs_pair_step, after, 0, &steps);
 	if (r == 1)
-		r = run(ep, p, sbs_pair_detach, ~0ULL);
+		r = run(ep, p, sbs_pair_detach, ~0ULL, 0, &waits);
 	sbs_pair_bytes(p, &ab, &ba);
-	fprintf(stderr, "detach_proxy: %s, the library moved %llu and %llu bytes, %s\n",
+	fprintf(stderr, "detach_proxy: %s, the library moved %llu and %llu bytes, %s (%lu looks waited)\n",
 		sbs_mode_name(sbs_pair_mode(p)), ab, ba,
-		r == 0 ? "then gave the sockets back" : "error");
+		r == 0 ? "then gave the sockets back" : "error", waits);
 	sbs_pair_free(p);
 	close(ep);
 	if (r < 0) {

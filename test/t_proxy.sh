@@ -151,6 +151,27 @@ test_detach_gives_the_sockets_back_mid_stream() {
 	echo "result: detached after 4 MiB and copied the rest byte-exact in $(proxy_modes | tr '\n' ' ')(fast and slow readers); skbs left for the caller: $(counter proxy_pass_detached) while detaching, $(counter proxy_pass_unregistered) after"
 }
 
+# Detach while the backend stalls: bytes the kernel redirected wait in the
+# backend socket's psock queue (64 KiB send buffers take little) when the
+# caller takes the sockets back, and its own send()s must not overtake
+# them; sbs_pair_detach() waits until the backend's TCP took them all. With
+# that wait taken out, this case hung 2 runs of 2 (2026-12-06).
+test_detach_waits_for_what_the_kernel_queued() {
+	load_for_proxy
+	sockmap_supported
+	local run pid
+	for run in 1 2; do
+		bg "$TOP/.output/detach-proxy" 9300 9301 sockmap "$PIN" 1000ms 65536 2>"$TMP/proxy.err"
+		pid=$!
+		started_with "detach_proxy: sockmap" "$TMP/proxy.err"
+		THROUGH_TIMEOUT=60 through -s 1 -r 8M -P 2000 -- -s 8M -S 300 -r 1
+		wait "$pid" || fail "run $run: $(cat "$TMP/proxy.err")"
+		grep -Eq "then gave the sockets back \([1-9][0-9]* looks waited\)" "$TMP/proxy.err" ||
+			fail "run $run: the detach did not wait for the stalled backend: $(cat "$TMP/proxy.err")"
+	done
+	echo "result: detached with the backend stalled, byte-exact: $(grep -o '[0-9]* looks waited' "$TMP/proxy.err")"
+}
+
 # iperf3 through the proxy in every mode: one stream, reverse, both ways at
 # once, 4 parallel streams (its control connection goes through it too).
 test_iperf3_through_every_mode() {
