@@ -173,9 +173,17 @@ times_apart() {
 		printf "%.2f", (b > 0 ? a / b : 1e9) }'
 }
 
+# slower_share "PLAIN" "BYPASSED": the bypassed run's slower direction's bytes
+# as a share of plain TCP's slower direction's.
+slower_share() {
+	awk -v p="$1" -v b="$2" 'BEGIN { split(p, x, " "); split(b, y, " ")
+		ps = x[1] < x[2] ? x[1] : x[2]; bs = y[1] < y[2] ? y[1] : y[2]
+		printf "%.2f", (ps > 0 ? bs / ps : 1e9) }'
+}
+
 # bidir_plain_then_bypassed PORT: bidir_bytes on PORT with nothing loaded, then
-# load and again on PORT+1. Sets BIDIR_PLAIN and BIDIR_BYPASSED (bytes each way) and
-# PLAIN_APART and BYPASSED_APART (times_apart of each).
+# load and again on PORT+1. Sets BIDIR_PLAIN and BIDIR_BYPASSED (bytes each way),
+# PLAIN_APART and BYPASSED_APART (times_apart of each) and SLOWER_SHARE.
 bidir_plain_then_bypassed() {
 	bidir_bytes "$1"
 	BIDIR_PLAIN=$BIDIR
@@ -183,6 +191,7 @@ bidir_plain_then_bypassed() {
 	bidir_bytes $(($1 + 1))
 	BIDIR_BYPASSED=$BIDIR
 	PLAIN_APART=$(times_apart "$BIDIR_PLAIN") BYPASSED_APART=$(times_apart "$BIDIR_BYPASSED")
+	SLOWER_SHARE=$(slower_share "$BIDIR_PLAIN" "$BIDIR_BYPASSED")
 }
 
 # bidir_fair LIMIT: the bypassed directions ended within LIMIT times of each
