@@ -70,7 +70,7 @@ static unsigned long long now_ms(void)
 /*
  * Run the library's loop on ep until step() says stop (that result), or
  * returns 1 once `bytes` went through or at `deadline` (ms, 0: none);
- * counts in *busy the steps that said "not yet".
+ * counts in *busy (if given) the steps that said "not yet".
  */
 static int run(int ep, struct sbs_pair *p, int (*step)(struct sbs_pair *),
 	       unsigned long long bytes, unsigned long long deadline, unsigned long *busy)
@@ -85,7 +85,8 @@ static int run(int ep, struct sbs_pair *p, int (*step)(struct sbs_pair *),
 		r = step(p);
 		if (r != 1)
 			return r;
-		(*busy)++;
+		if (busy)
+			(*busy)++;
 		sbs_pair_bytes(p, &ab, &ba);
 		if (ab + ba >= bytes || (deadline && now_ms() >= deadline))
 			return 1;
@@ -143,7 +144,7 @@ int main(int argc, char **argv)
 	const char *modes[] = { "auto", "sockmap", "splice", "copy" };
 	enum sbs_mode mode = SBS_AUTO;
 	unsigned long long ab, ba, copied = 0, after;
-	unsigned long steps = 0, waits = 0;
+	unsigned long waits = 0;
 	char *unit;
 	struct sbs_pair *p;
 	struct sbs *s;
@@ -187,9 +188,9 @@ int main(int argc, char **argv)
 	}
 	after = strtoull(argv[5], &unit, 0);
 	if (!strcmp(unit, "ms"))
-		r = run(ep, p, sbs_pair_step, ~0ULL, now_ms() + after, &steps);
+		r = run(ep, p, sbs_pair_step, ~0ULL, now_ms() + after, NULL);
 	else
-		r = run(ep, p, sbs_pair_step, after, 0, &steps);
+		r = run(ep, p, sbs_pair_step, after, 0, NULL);
 	if (r == 1)
 		r = run(ep, p, sbs_pair_detach, ~0ULL, 0, &waits);
 	sbs_pair_bytes(p, &ab, &ba);
